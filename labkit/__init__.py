@@ -1,0 +1,1 @@
+"""labkit: an interactive FOTA lab for LwM2M."""
