@@ -66,6 +66,7 @@ class Event:
     block: int | None = None
     fw_version: str | None = None
     detail: str | None = None  # anything else, human-readable
+    wave: int | None = None  # campaign wave the device belongs to (0 = canary), when known
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -188,127 +188,161 @@ R = ResourceDef
 
 # /0 LwM2M Security, obj v1.2 (digest 3.3; registry 0.xml). Resources 18..30 (TLS 1.3 and
 # non-IP items of obj 1.2) are not modelled: the lab never bootstraps and never reads /0.
-_SECURITY = _object(0, "LwM2M Security", "1.2", multiple=True, mandatory=True, resources=[
-    R(0, "LwM2M Server URI", "", _S, _SINGLE, _M),
-    R(1, "Bootstrap-Server", "", _B, _SINGLE, _M),
-    R(2, "Security Mode", "", _I, _SINGLE, _M),
-    R(3, "Public Key or Identity", "", _O, _SINGLE, _M),
-    R(4, "Server Public Key", "", _O, _SINGLE, _M),
-    R(5, "Secret Key", "", _O, _SINGLE, _M),
-    R(6, "SMS Security Mode", "", _I, _SINGLE, _OPT),
-    R(7, "SMS Binding Key Parameters", "", _O, _SINGLE, _OPT),
-    R(8, "SMS Binding Secret Key(s)", "", _O, _SINGLE, _OPT),
-    R(9, "LwM2M Server SMS Number", "", _S, _SINGLE, _OPT),
-    R(10, "Short Server ID", "", _I, _SINGLE, _OPT),
-    R(11, "Client Hold Off Time", "", _I, _SINGLE, _OPT, "s"),
-    R(12, "Bootstrap-Server Account Timeout", "", _I, _SINGLE, _OPT, "s"),
-    R(13, "Matching Type", "", _U, _SINGLE, _OPT, since="1.1"),
-    R(14, "SNI", "", _S, _SINGLE, _OPT, since="1.1"),
-    R(15, "Certificate Usage", "", _U, _SINGLE, _OPT, since="1.1"),
-    R(16, "DTLS/TLS Ciphersuite", "", _U, _MULTI, _OPT, since="1.1"),
-    R(17, "OSCORE Security Mode", "", _L, _SINGLE, _OPT, since="1.1"),
-])
+_SECURITY = _object(
+    0,
+    "LwM2M Security",
+    "1.2",
+    multiple=True,
+    mandatory=True,
+    resources=[
+        R(0, "LwM2M Server URI", "", _S, _SINGLE, _M),
+        R(1, "Bootstrap-Server", "", _B, _SINGLE, _M),
+        R(2, "Security Mode", "", _I, _SINGLE, _M),
+        R(3, "Public Key or Identity", "", _O, _SINGLE, _M),
+        R(4, "Server Public Key", "", _O, _SINGLE, _M),
+        R(5, "Secret Key", "", _O, _SINGLE, _M),
+        R(6, "SMS Security Mode", "", _I, _SINGLE, _OPT),
+        R(7, "SMS Binding Key Parameters", "", _O, _SINGLE, _OPT),
+        R(8, "SMS Binding Secret Key(s)", "", _O, _SINGLE, _OPT),
+        R(9, "LwM2M Server SMS Number", "", _S, _SINGLE, _OPT),
+        R(10, "Short Server ID", "", _I, _SINGLE, _OPT),
+        R(11, "Client Hold Off Time", "", _I, _SINGLE, _OPT, "s"),
+        R(12, "Bootstrap-Server Account Timeout", "", _I, _SINGLE, _OPT, "s"),
+        R(13, "Matching Type", "", _U, _SINGLE, _OPT, since="1.1"),
+        R(14, "SNI", "", _S, _SINGLE, _OPT, since="1.1"),
+        R(15, "Certificate Usage", "", _U, _SINGLE, _OPT, since="1.1"),
+        R(16, "DTLS/TLS Ciphersuite", "", _U, _MULTI, _OPT, since="1.1"),
+        R(17, "OSCORE Security Mode", "", _L, _SINGLE, _OPT, since="1.1"),
+    ],
+)
 
 # /1 LwM2M Server, obj v1.2 (digest 3.2; registry 1.xml). Lifetime (1) is Unsigned Integer in
 # the obj 1.2 XML ("0 = infinite"); older versions typed it Integer.
-_SERVER = _object(1, "LwM2M Server", "1.2", multiple=True, mandatory=True, resources=[
-    R(0, "Short Server ID", "R", _I, _SINGLE, _M),
-    R(1, "Lifetime", "RW", _U, _SINGLE, _M, "s"),
-    R(2, "Default Minimum Period", "RW", _I, _SINGLE, _OPT, "s"),
-    R(3, "Default Maximum Period", "RW", _I, _SINGLE, _OPT, "s"),
-    R(4, "Disable", "E", _N, _SINGLE, _OPT),
-    R(5, "Disable Timeout", "RW", _I, _SINGLE, _OPT, "s"),
-    R(6, "Notification Storing When Disabled or Offline", "RW", _B, _SINGLE, _M),
-    R(7, "Binding", "RW", _S, _SINGLE, _M),
-    R(8, "Registration Update Trigger", "E", _N, _SINGLE, _M),
-    R(9, "Bootstrap-Request Trigger", "E", _N, _SINGLE, _OPT, since="1.1"),
-    R(10, "APN Link", "RW", _L, _SINGLE, _OPT, since="1.1"),
-    R(11, "TLS-DTLS Alert Code", "R", _U, _SINGLE, _OPT, since="1.1"),
-    R(12, "Last Bootstrapped", "R", _T, _SINGLE, _OPT, since="1.1"),
-    R(13, "Registration Priority Order", "R", _U, _SINGLE, _OPT, since="1.1"),
-    R(14, "Initial Registration Delay Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
-    R(15, "Registration Failure Block", "R", _B, _SINGLE, _OPT, since="1.1"),
-    R(16, "Bootstrap on Registration Failure", "R", _B, _SINGLE, _OPT, since="1.1"),
-    R(17, "Communication Retry Count", "RW", _U, _SINGLE, _OPT, since="1.1"),
-    R(18, "Communication Retry Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
-    R(19, "Communication Sequence Delay Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
-    R(20, "Communication Sequence Retry Count", "RW", _U, _SINGLE, _OPT, since="1.1"),
-    R(21, "Trigger", "RW", _B, _SINGLE, _OPT, since="1.1"),
-    R(22, "Preferred Transport", "RW", _S, _SINGLE, _OPT, since="1.1"),
-    # digest 3.2: Mute Send true or absent => the client must not use Send.
-    R(23, "Mute Send", "RW", _B, _SINGLE, _OPT, since="1.1"),
-    R(24, "Alternate APN Links", "RW", _L, _MULTI, _OPT, since="1.2"),
-    R(25, "Supported Server Versions", "RW", _S, _MULTI, _OPT, since="1.2"),
-    R(26, "Default Notification Mode", "RW", _I, _SINGLE, _OPT, since="1.2"),
-    R(27, "Profile ID Hash Algorithm", "RW", _U, _SINGLE, _OPT, since="1.2"),
-])
+_SERVER = _object(
+    1,
+    "LwM2M Server",
+    "1.2",
+    multiple=True,
+    mandatory=True,
+    resources=[
+        R(0, "Short Server ID", "R", _I, _SINGLE, _M),
+        R(1, "Lifetime", "RW", _U, _SINGLE, _M, "s"),
+        R(2, "Default Minimum Period", "RW", _I, _SINGLE, _OPT, "s"),
+        R(3, "Default Maximum Period", "RW", _I, _SINGLE, _OPT, "s"),
+        R(4, "Disable", "E", _N, _SINGLE, _OPT),
+        R(5, "Disable Timeout", "RW", _I, _SINGLE, _OPT, "s"),
+        R(6, "Notification Storing When Disabled or Offline", "RW", _B, _SINGLE, _M),
+        R(7, "Binding", "RW", _S, _SINGLE, _M),
+        R(8, "Registration Update Trigger", "E", _N, _SINGLE, _M),
+        R(9, "Bootstrap-Request Trigger", "E", _N, _SINGLE, _OPT, since="1.1"),
+        R(10, "APN Link", "RW", _L, _SINGLE, _OPT, since="1.1"),
+        R(11, "TLS-DTLS Alert Code", "R", _U, _SINGLE, _OPT, since="1.1"),
+        R(12, "Last Bootstrapped", "R", _T, _SINGLE, _OPT, since="1.1"),
+        R(13, "Registration Priority Order", "R", _U, _SINGLE, _OPT, since="1.1"),
+        R(14, "Initial Registration Delay Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
+        R(15, "Registration Failure Block", "R", _B, _SINGLE, _OPT, since="1.1"),
+        R(16, "Bootstrap on Registration Failure", "R", _B, _SINGLE, _OPT, since="1.1"),
+        R(17, "Communication Retry Count", "RW", _U, _SINGLE, _OPT, since="1.1"),
+        R(18, "Communication Retry Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
+        R(19, "Communication Sequence Delay Timer", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
+        R(20, "Communication Sequence Retry Count", "RW", _U, _SINGLE, _OPT, since="1.1"),
+        R(21, "Trigger", "RW", _B, _SINGLE, _OPT, since="1.1"),
+        R(22, "Preferred Transport", "RW", _S, _SINGLE, _OPT, since="1.1"),
+        # digest 3.2: Mute Send true or absent => the client must not use Send.
+        R(23, "Mute Send", "RW", _B, _SINGLE, _OPT, since="1.1"),
+        R(24, "Alternate APN Links", "RW", _L, _MULTI, _OPT, since="1.2"),
+        R(25, "Supported Server Versions", "RW", _S, _MULTI, _OPT, since="1.2"),
+        R(26, "Default Notification Mode", "RW", _I, _SINGLE, _OPT, since="1.2"),
+        R(27, "Profile ID Hash Algorithm", "RW", _U, _SINGLE, _OPT, since="1.2"),
+    ],
+)
 
 # /3 Device, obj v1.2 (digest 3.1). The resource set 0..22 is the same in obj 1.0, 1.1, 1.2.
-_DEVICE = _object(3, "Device", "1.2", multiple=False, mandatory=True, resources=[
-    R(0, "Manufacturer", "R", _S, _SINGLE, _OPT),
-    R(1, "Model Number", "R", _S, _SINGLE, _OPT),
-    R(2, "Serial Number", "R", _S, _SINGLE, _OPT),
-    # What FOTA success is checked against after the post-update Register (digest 1.6).
-    R(3, "Firmware Version", "R", _S, _SINGLE, _OPT),
-    R(4, "Reboot", "E", _N, _SINGLE, _M),
-    R(5, "Factory Reset", "E", _N, _SINGLE, _OPT),
-    R(6, "Available Power Sources", "R", _I, _MULTI, _OPT),
-    R(7, "Power Source Voltage", "R", _I, _MULTI, _OPT, "mV"),
-    R(8, "Power Source Current", "R", _I, _MULTI, _OPT, "mA"),
-    R(9, "Battery Level", "R", _I, _SINGLE, _OPT, "%"),
-    R(10, "Memory Free", "R", _I, _SINGLE, _OPT, "KB"),
-    R(11, "Error Code", "R", _I, _MULTI, _M),
-    R(12, "Reset Error Code", "E", _N, _SINGLE, _OPT),
-    R(13, "Current Time", "RW", _T, _SINGLE, _OPT),
-    R(14, "UTC Offset", "RW", _S, _SINGLE, _OPT),
-    R(15, "Timezone", "RW", _S, _SINGLE, _OPT),
-    R(16, "Supported Binding and Modes", "R", _S, _SINGLE, _M),
-    R(17, "Device Type", "R", _S, _SINGLE, _OPT),
-    R(18, "Hardware Version", "R", _S, _SINGLE, _OPT),
-    R(19, "Software Version", "R", _S, _SINGLE, _OPT),
-    R(20, "Battery Status", "R", _I, _SINGLE, _OPT),
-    R(21, "Memory Total", "R", _I, _SINGLE, _OPT, "KB"),
-    R(22, "ExtDevInfo", "R", _L, _MULTI, _OPT),
-])
+_DEVICE = _object(
+    3,
+    "Device",
+    "1.2",
+    multiple=False,
+    mandatory=True,
+    resources=[
+        R(0, "Manufacturer", "R", _S, _SINGLE, _OPT),
+        R(1, "Model Number", "R", _S, _SINGLE, _OPT),
+        R(2, "Serial Number", "R", _S, _SINGLE, _OPT),
+        # What FOTA success is checked against after the post-update Register (digest 1.6).
+        R(3, "Firmware Version", "R", _S, _SINGLE, _OPT),
+        R(4, "Reboot", "E", _N, _SINGLE, _M),
+        R(5, "Factory Reset", "E", _N, _SINGLE, _OPT),
+        R(6, "Available Power Sources", "R", _I, _MULTI, _OPT),
+        R(7, "Power Source Voltage", "R", _I, _MULTI, _OPT, "mV"),
+        R(8, "Power Source Current", "R", _I, _MULTI, _OPT, "mA"),
+        R(9, "Battery Level", "R", _I, _SINGLE, _OPT, "%"),
+        R(10, "Memory Free", "R", _I, _SINGLE, _OPT, "KB"),
+        R(11, "Error Code", "R", _I, _MULTI, _M),
+        R(12, "Reset Error Code", "E", _N, _SINGLE, _OPT),
+        R(13, "Current Time", "RW", _T, _SINGLE, _OPT),
+        R(14, "UTC Offset", "RW", _S, _SINGLE, _OPT),
+        R(15, "Timezone", "RW", _S, _SINGLE, _OPT),
+        R(16, "Supported Binding and Modes", "R", _S, _SINGLE, _M),
+        R(17, "Device Type", "R", _S, _SINGLE, _OPT),
+        R(18, "Hardware Version", "R", _S, _SINGLE, _OPT),
+        R(19, "Software Version", "R", _S, _SINGLE, _OPT),
+        R(20, "Battery Status", "R", _I, _SINGLE, _OPT),
+        R(21, "Memory Total", "R", _I, _SINGLE, _OPT, "KB"),
+        R(22, "ExtDevInfo", "R", _L, _MULTI, _OPT),
+    ],
+)
 
 # /4 Connectivity Monitoring, obj v1.3 (digest 2). Res 2 is signed dBm (RSRP for LTE);
 # res 3 is bearer-specific (RSRQ dB for LTE, LQI 0..255 for 802.15.4).
-_CONNMON = _object(4, "Connectivity Monitoring", "1.3", multiple=False, mandatory=False,
-                   resources=[
-    R(0, "Network Bearer", "R", _I, _SINGLE, _M),
-    R(1, "Available Network Bearer", "R", _I, _MULTI, _M),
-    R(2, "Radio Signal Strength", "R", _I, _SINGLE, _M, "dBm"),
-    R(3, "Link Quality", "R", _I, _SINGLE, _OPT),
-    R(4, "IP Addresses", "R", _S, _MULTI, _M),
-    R(5, "Router IP Addresses", "R", _S, _MULTI, _OPT),
-    R(6, "Link Utilization", "R", _I, _SINGLE, _OPT, "%"),
-    R(7, "APN", "R", _S, _MULTI, _OPT),
-    R(8, "Cell ID", "R", _I, _SINGLE, _OPT),
-    R(9, "SMNC", "R", _I, _SINGLE, _OPT),
-    R(10, "SMCC", "R", _I, _SINGLE, _OPT),
-    R(11, "SignalSNR", "R", _I, _SINGLE, _OPT, "dB", since="1.1"),
-    R(12, "LAC", "R", _I, _SINGLE, _OPT, since="1.2"),
-    R(13, "Coverage Enhancement Level", "R", _I, _SINGLE, _OPT, since="1.3"),
-])
+_CONNMON = _object(
+    4,
+    "Connectivity Monitoring",
+    "1.3",
+    multiple=False,
+    mandatory=False,
+    resources=[
+        R(0, "Network Bearer", "R", _I, _SINGLE, _M),
+        R(1, "Available Network Bearer", "R", _I, _MULTI, _M),
+        R(2, "Radio Signal Strength", "R", _I, _SINGLE, _M, "dBm"),
+        R(3, "Link Quality", "R", _I, _SINGLE, _OPT),
+        R(4, "IP Addresses", "R", _S, _MULTI, _M),
+        R(5, "Router IP Addresses", "R", _S, _MULTI, _OPT),
+        R(6, "Link Utilization", "R", _I, _SINGLE, _OPT, "%"),
+        R(7, "APN", "R", _S, _MULTI, _OPT),
+        R(8, "Cell ID", "R", _I, _SINGLE, _OPT),
+        R(9, "SMNC", "R", _I, _SINGLE, _OPT),
+        R(10, "SMCC", "R", _I, _SINGLE, _OPT),
+        R(11, "SignalSNR", "R", _I, _SINGLE, _OPT, "dB", since="1.1"),
+        R(12, "LAC", "R", _I, _SINGLE, _OPT, since="1.2"),
+        R(13, "Coverage Enhancement Level", "R", _I, _SINGLE, _OPT, since="1.3"),
+    ],
+)
 
 # /5 Firmware Update, obj v1.2 (digest 1.1-1.2). Id 4 is a hole (pre-1.0 "Update Supported
 # Objects"). Package (0) is write-only: a Read answers 4.05.
-_FIRMWARE = _object(5, "Firmware Update", "1.2", multiple=False, mandatory=False, resources=[
-    R(0, "Package", "W", _O, _SINGLE, _M),
-    R(1, "Package URI", "RW", _S, _SINGLE, _M),
-    R(2, "Update", "E", _N, _SINGLE, _M),
-    R(3, "State", "R", _I, _SINGLE, _M),
-    R(5, "Update Result", "R", _I, _SINGLE, _M),
-    R(6, "PkgName", "R", _S, _SINGLE, _OPT),
-    R(7, "PkgVersion", "R", _S, _SINGLE, _OPT),
-    R(8, "Firmware Update Protocol Support", "R", _I, _MULTI, _OPT),
-    R(9, "Firmware Update Delivery Method", "R", _I, _SINGLE, _M),
-    R(10, "Cancel", "E", _N, _SINGLE, _OPT, since="1.1"),
-    R(11, "Severity", "RW", _I, _SINGLE, _OPT, since="1.1"),
-    R(12, "Last State Change Time", "R", _T, _SINGLE, _OPT, since="1.1"),
-    R(13, "Maximum Defer Period", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
-    R(14, "Automatic Upgrade at Download", "RW", _B, _SINGLE, _OPT, since="1.2"),
-])
+_FIRMWARE = _object(
+    5,
+    "Firmware Update",
+    "1.2",
+    multiple=False,
+    mandatory=False,
+    resources=[
+        R(0, "Package", "W", _O, _SINGLE, _M),
+        R(1, "Package URI", "RW", _S, _SINGLE, _M),
+        R(2, "Update", "E", _N, _SINGLE, _M),
+        R(3, "State", "R", _I, _SINGLE, _M),
+        R(5, "Update Result", "R", _I, _SINGLE, _M),
+        R(6, "PkgName", "R", _S, _SINGLE, _OPT),
+        R(7, "PkgVersion", "R", _S, _SINGLE, _OPT),
+        R(8, "Firmware Update Protocol Support", "R", _I, _MULTI, _OPT),
+        R(9, "Firmware Update Delivery Method", "R", _I, _SINGLE, _M),
+        R(10, "Cancel", "E", _N, _SINGLE, _OPT, since="1.1"),
+        R(11, "Severity", "RW", _I, _SINGLE, _OPT, since="1.1"),
+        R(12, "Last State Change Time", "R", _T, _SINGLE, _OPT, since="1.1"),
+        R(13, "Maximum Defer Period", "RW", _U, _SINGLE, _OPT, "s", since="1.1"),
+        R(14, "Automatic Upgrade at Download", "RW", _B, _SINGLE, _OPT, since="1.2"),
+    ],
+)
 
 del R
 
@@ -321,14 +355,13 @@ OBJECTS: Mapping[int, ObjectDef] = MappingProxyType(
 #: ``ver=`` for an object (digest 4.1, after Leshan's core object version registry). Objects not
 #: listed default to "1.0". LwM2M 1.2 uses the 1.1 table: the digest has no separate 1.2 table
 #: and obj 1.2 versions must be announced explicitly with ``ver=``.
-DEFAULT_OBJECT_VERSIONS: Mapping[str, Mapping[int, str]] = MappingProxyType({
-    "1.0": MappingProxyType({0: "1.0", 1: "1.0", 2: "1.0", 3: "1.0", 4: "1.0", 5: "1.0",
-                             6: "1.0", 7: "1.0"}),
-    "1.1": MappingProxyType({0: "1.1", 1: "1.1", 2: "1.0", 3: "1.1", 4: "1.2", 5: "1.0",
-                             6: "1.0", 7: "1.0", 21: "1.0"}),
-    "1.2": MappingProxyType({0: "1.1", 1: "1.1", 2: "1.0", 3: "1.1", 4: "1.2", 5: "1.0",
-                             6: "1.0", 7: "1.0", 21: "1.0"}),
-})
+_V1_0 = MappingProxyType({oid: "1.0" for oid in range(8)})
+_V1_1 = MappingProxyType(
+    {0: "1.1", 1: "1.1", 2: "1.0", 3: "1.1", 4: "1.2", 5: "1.0", 6: "1.0", 7: "1.0", 21: "1.0"}
+)
+DEFAULT_OBJECT_VERSIONS: Mapping[str, Mapping[int, str]] = MappingProxyType(
+    {"1.0": _V1_0, "1.1": _V1_1, "1.2": _V1_1}
+)
 
 
 def resource_def(object_id: int, resource_id: int) -> ResourceDef | None:
@@ -588,12 +621,9 @@ class SecurityMode(IntEnum):
 #: Transport letters of the binding (``b=`` query parameter, /1/x/7) in LwM2M 1.1+, with their
 #: meaning (digest 3.2, 4.3). LwM2M 1.2 also defines ``M`` (MQTT) and ``H`` (HTTP); the digest
 #: marks them unverified, so they are accepted for 1.2 registrations only.
-BINDING_LETTERS: Mapping[str, str] = MappingProxyType({
-    "U": "UDP",
-    "T": "TCP",
-    "S": "SMS",
-    "N": "Non-IP",
-})
+BINDING_LETTERS: Mapping[str, str] = MappingProxyType(
+    {"U": "UDP", "T": "TCP", "S": "SMS", "N": "Non-IP"}
+)
 
 #: Extra binding letters of LwM2M 1.2 (digest 4.3, marked unverified there).
 BINDING_LETTERS_1_2: Mapping[str, str] = MappingProxyType({"M": "MQTT", "H": "HTTP"})

@@ -43,7 +43,8 @@ class ObjLink:
         from labkit.lwm2m.errors import DecodeError
 
         left, sep, right = text.partition(":")
-        if not sep or not left.isdigit() or not right.isdigit():
+        ascii_digits = left.isascii() and left.isdigit() and right.isascii() and right.isdigit()
+        if not sep or not ascii_digits:
             raise DecodeError(f"not an object link: {text!r}")
         o, i = int(left), int(right)
         if o > 65535 or i > 65535:

@@ -34,9 +34,9 @@ __all__ = ["MAX_DEPTH", "CborKey", "CborValue", "dumps", "loads"]
 #: Deepest nesting of arrays, maps and tags that :func:`loads` accepts.
 MAX_DEPTH = 32
 
-CborKey: TypeAlias = "int | float | str | bytes | bool | None | tuple[CborKey, ...]"
+CborKey: TypeAlias = "int | float | str | bytes | bool | tuple[CborKey, ...] | None"
 CborValue: TypeAlias = (
-    "int | float | str | bytes | bool | None | list[CborValue] | dict[CborKey, CborValue]"
+    "int | float | str | bytes | bool | list[CborValue] | dict[CborKey, CborValue] | None"
 )
 
 # RFC 8949 section 3: major types.
