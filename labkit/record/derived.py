@@ -1,0 +1,682 @@
+"""Derived analysis tables: pure functions of a run's event table.
+
+This module owns the tables notebooks and plots read instead of raw events: /5 State intervals
+for timelines (:func:`state_intervals`), per-device update attempts (:func:`attempts`), the
+PUSH-decision log with its link sample (:func:`decisions`), Update Result counts by cohort
+(:func:`result_counts`) and time-to-success survival tables (:func:`time_to_success`). Every
+function takes frames and returns a new tidy DataFrame with a RangeIndex; none reads files,
+mutates its input or draws. They are vectorised (sorting, cumulative sums, group-wise
+reductions) so they stay usable on tens of millions of events.
+
+Events are taken in ``seq`` order; "per device" means rows with the same ``device`` value (rows
+without a device are ignored except as the run's end time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labkit.events import KINDS
+from labkit.lwm2m.objects import State, UpdateResult
+from labkit.record.schema import (
+    KIND_DTYPE,
+    RESULT_DTYPE,
+    SOURCE_DTYPE,
+    STATE_DTYPE,
+    _free_category,
+)
+
+__all__ = [
+    "FINAL_RESULTS",
+    "attempts",
+    "decisions",
+    "result_counts",
+    "state_intervals",
+    "time_to_success",
+]
+
+#: Update Result codes that end an attempt: 1 SUCCESS through 10 CANCELLED. 0 INITIAL (reset)
+#: and 11 DEFERRED (the device waits in DOWNLOADED, OMA /5 v1.1) leave it open.
+FINAL_RESULTS: tuple[UpdateResult, ...] = tuple(
+    r for r in UpdateResult if r not in (UpdateResult.INITIAL, UpdateResult.DEFERRED)
+)
+_K = {name: i for i, name in enumerate(KINDS)}
+_NO_SEQ = np.iinfo(np.int64).max
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _by_seq(events: pd.DataFrame) -> pd.DataFrame:
+    seq = events["seq"].to_numpy()
+    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+        return events.sort_values("seq", kind="stable", ignore_index=True)
+    return events
+
+
+def _cat(s: pd.Series, dtype: pd.CategoricalDtype) -> pd.Series:
+    return s if s.dtype == dtype else s.astype(dtype)
+
+
+def _device(s: pd.Series) -> pd.Series:
+    return s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
+
+
+def _ts_array(s: pd.Series) -> np.ndarray:
+    return np.asarray(s.to_numpy(dtype="datetime64[us]"), dtype="datetime64[us]")
+
+
+def _ts_series(values: np.ndarray) -> pd.Series:
+    return pd.Series(values.astype("datetime64[us]")).dt.tz_localize("UTC")
+
+
+def _seconds(delta: np.ndarray) -> np.ndarray:
+    """timedelta64 array -> float seconds (NaT -> NaN)."""
+    return (
+        delta.astype("timedelta64[us]").astype(np.float64)
+        / 1e6
+        * np.where(np.isnat(delta), np.nan, 1.0)
+    )
+
+
+def _by_device(codes: np.ndarray) -> np.ndarray:
+    """Positions that sort rows by device code, keeping ``seq`` order within a device (a
+    stable sort; radix sort when the codes fit in 16 bits)."""
+    small = np.int16 if len(codes) == 0 or int(codes.max()) < 2**15 else np.int32
+    return np.argsort(codes.astype(small, copy=False), kind="stable")
+
+
+def _group_starts(keys: np.ndarray) -> np.ndarray:
+    """Start positions of runs of equal values in ``keys`` (which is grouped, e.g. sorted)."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+
+
+def _first_per_key(keys: np.ndarray, mask: np.ndarray, n_keys: int) -> np.ndarray:
+    """Per key (0..n_keys-1, rows grouped by key), the position of its first row with mask set,
+    or -1."""
+    out = np.full(n_keys, -1, dtype=np.int64)
+    pos = np.flatnonzero(mask & (keys >= 0))
+    if len(pos):
+        k, first = np.unique(keys[pos], return_index=True)
+        out[k] = pos[first]
+    return out
+
+
+def _last_at_or_before(mask: np.ndarray, group_first: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each position in ``at``, the last position <= it with ``mask`` set, within the same
+    group (``group_first`` = each row's group start), or -1."""
+    if len(mask) == 0:
+        return np.full(len(at), -1, dtype=np.int64)
+    last = np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
+    found = last[at]
+    return np.where(found >= group_first[at], found, -1)
+
+
+def _take(values: np.ndarray, pos: np.ndarray, missing: Any) -> np.ndarray:
+    """values[pos], with ``missing`` where pos is -1."""
+    out = values[np.where(pos >= 0, pos, 0)] if len(values) else np.empty(len(pos), values.dtype)
+    if out.dtype.kind == "M":
+        return np.where(pos >= 0, out, np.datetime64("NaT", "us"))
+    return np.where(pos >= 0, out, missing)
+
+
+def _by_list(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    return [by] if isinstance(by, str) else list(by)
+
+
+def _check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: no column(s) {missing}; available: {list(df.columns)}")
+
+
+# -- state intervals ------------------------------------------------------------------------
+
+
+def state_intervals(events: pd.DataFrame) -> pd.DataFrame:
+    """Time each device spent in each /5/0/3 State, from its ``fw_state`` rows.
+
+    Consecutive ``fw_state`` rows with the same State (a notification and a read reporting the
+    same value) are one interval. An interval ends when the next different State is observed;
+    the device's last interval ends at its last event of any kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``device`` (category), ``state`` (ordered category IDLE < ... < UPDATING), ``start``,
+        ``end`` (datetime64[us, UTC]), ``duration_s`` (float64), ``result_at_end`` (category of
+        /5/0/5 names: the last Update Result the device reported before the next State change,
+        or before its last event for the last interval; NA if none yet). Sorted by device and
+        start; RangeIndex.
+    """
+    ev = _by_seq(events)
+    device = _device(ev["device"])
+    dcode = device.cat.codes.to_numpy().astype(np.int64)
+    kcode = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
+    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy().astype(np.int64)
+    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy().astype(np.int64)
+    ts = _ts_array(ev["ts"])
+    keep = (dcode >= 0) & (
+        ((kcode == _K["fw_state"]) & (scode >= 0)) | ((kcode == _K["fw_result"]) & (rcode >= 0))
+    )
+    has_dev = dcode >= 0
+    # last event per device (any kind)
+    last_ts = np.full(len(device.cat.categories), np.datetime64("NaT", "us"))
+    if has_dev.any():
+        last_ts_s = pd.Series(ts[has_dev]).groupby(dcode[has_dev]).max()
+        last_ts[last_ts_s.index.to_numpy()] = last_ts_s.to_numpy()
+
+    order = np.flatnonzero(keep)
+    order = order[_by_device(dcode[order])]  # by device, then seq
+    d, s, r, t = dcode[order], scode[order], rcode[order], ts[order]
+    is_state = (kcode[order] == _K["fw_state"]) & (s >= 0)
+    st = np.flatnonzero(is_state)
+    ds, ss = d[st], s[st]
+    change = (
+        np.r_[True, (ds[1:] != ds[:-1]) | (ss[1:] != ss[:-1])] if len(st) else np.zeros(0, bool)
+    )
+    iv = st[change]  # positions (in the sorted subset) where an interval starts
+    div = d[iv]
+    same_next = np.r_[div[1:] == div[:-1], False] if len(iv) else np.zeros(0, bool)
+    nxt = np.r_[iv[1:], 0] if len(iv) else np.zeros(0, np.int64)
+    start = t[iv]
+    end = np.where(same_next, t[nxt], last_ts[div] if len(iv) else start)
+    # result at end: last result row of the device before the next interval's start position
+    group_first_pos = np.zeros(len(d), dtype=np.int64)
+    starts = _group_starts(d)
+    if len(d):
+        group_first_pos = np.repeat(starts, np.diff(np.r_[starts, len(d)]))
+    is_result = (kcode[order] == _K["fw_result"]) & (r >= 0)
+    group_last_pos = np.zeros(len(d), dtype=np.int64)
+    if len(d):
+        ends = np.r_[starts[1:], len(d)] - 1
+        group_last_pos = np.repeat(ends, np.diff(np.r_[starts, len(d)]))
+    upto = np.where(same_next, nxt - 1, group_last_pos[iv] if len(iv) else iv)
+    rpos = _last_at_or_before(is_result, group_first_pos, upto)
+    result_codes = _take(r, rpos, -1)
+    return pd.DataFrame(
+        {
+            "device": pd.Categorical.from_codes(div, dtype=device.dtype),
+            "state": pd.Categorical.from_codes(s[iv], dtype=STATE_DTYPE),
+            "start": _ts_series(start),
+            "end": _ts_series(end),
+            "duration_s": _seconds(end - start),
+            "result_at_end": pd.Categorical.from_codes(result_codes, dtype=RESULT_DTYPE),
+        }
+    )
+
+
+# -- attempts -------------------------------------------------------------------------------
+
+
+def _labels(
+    s: pd.Series, sel: np.ndarray, transform: Callable[[str], str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``s`` at rows ``sel`` and the transformed label of each code.
+
+    ``labels[codes]`` gives each row's label; the last label is ``""`` so a missing value
+    (code -1) maps to it. Works per category, never per row.
+    """
+    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
+    codes = cat.cat.codes.to_numpy().astype(np.int64)[sel]
+    labels = np.array([transform(str(c)) for c in cat.cat.categories] + [""], dtype=object)
+    return codes, labels
+
+
+def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows whose (key, value) pair occurred in an earlier row (values: float, NaN allowed)."""
+    v = np.where(np.isnan(values), -1, values).astype(np.int64)
+    span = int(v.max()) + 2 if len(v) else 1
+    if len(keys) and int(keys.max()) < np.iinfo(np.int64).max // span - 1 and v.min() >= -1:
+        combined = pd.Series(keys.astype(np.int64) * span + (v + 1))
+        return np.asarray(combined.duplicated().to_numpy(), dtype=bool)
+    return np.asarray(pd.DataFrame({"k": keys, "v": values}).duplicated().to_numpy(), dtype=bool)
+
+
+def _norm_path(path: pd.Series) -> np.ndarray:
+    normalised = path.astype("string").str.strip().str.strip("/").fillna("")
+    return np.asarray(normalised.to_numpy(dtype=object), dtype=object)
+
+
+def attempts(events: pd.DataFrame) -> pd.DataFrame:
+    """Per-device firmware update attempts.
+
+    An attempt **starts** at the first of these rows for a device that has no open attempt:
+
+    - a ``decision`` row with decision ``push`` or ``pull`` (the policy started an update);
+    - a ``request`` row writing the package or its URI (path ``/5/0/0`` or ``/5/0/1``, method
+      PUT/POST or unknown) or executing Update (``/5/0/2``, POST or unknown);
+    - a ``fw_state`` row entering DOWNLOADING (the previous State reported was not DOWNLOADING).
+
+    It **ends** at the first ``fw_result`` row with a final code (1 SUCCESS ... 10 CANCELLED)
+    that is *news*: it differs from the result the device reported before, or a DOWNLOADING or
+    UPDATING State row was seen since that previous result (so the reset to INITIAL was merely
+    not observed). Re-reads of an unchanged result (a stale SUCCESS read after the decision but
+    before the download resets it, or one transition logged by both server and device) neither
+    end nor start anything. INITIAL and DEFERRED (11) keep the attempt open. An attempt with no
+    final result runs to the end of the run (the last event of any device) and has
+    ``finished=False``. Limitation: an attempt reset
+    without a result (State back to IDLE with result INITIAL, e.g. an empty URI written) stays
+    open until the next final result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per attempt, sorted by device and start; RangeIndex. Columns:
+
+        - ``device`` (category), ``attempt`` (int64, 1, 2 ... per device)
+        - ``method`` (category push/pull): from the first push/pull decision, else a row whose
+          ``method`` is push/pull, else the first write (``/5/0/0`` push, ``/5/0/1`` pull); NA
+        - ``protocol`` (category): first ``protocol`` value seen in the attempt; NA
+        - ``start``, ``end`` (datetime64[us, UTC]); ``duration_s`` (float64)
+        - ``download_s`` (Float64): from the first DOWNLOADING row to the next State row that
+          is not DOWNLOADING (or the attempt's end); NA if DOWNLOADING was never seen
+        - ``update_s`` (Float64): the same for UPDATING (covers install and reboot)
+        - ``bytes`` (Int64): sum of ``bytes`` over ``block`` rows, each block number counted
+          once (NA when no block row carried bytes)
+        - ``blocks`` (int64): distinct block numbers among ``block`` rows (rows without a block
+          number count one each)
+        - ``retransmissions`` (int64): ``block`` rows repeating a (source, block) pair already
+          seen in the attempt, plus rows whose ``detail`` is ``"retransmission"`` that are not
+          such repeats
+        - ``final_state`` (ordered category): last State reported before the device's next
+          attempt starts (or the run ends); ``result`` (category): the final code, or for an
+          unfinished attempt the last result reported during it (NA if none)
+        - ``fw_before``, ``fw_after`` (string): last /3/0/3 seen at or before the start, and last
+          one seen after the start and before the next attempt (NA if none)
+        - ``success`` (bool, result is SUCCESS), ``finished`` (bool, a final result was seen)
+        - ``wave`` (Int16): last ``wave`` value of the device before its next attempt; NA
+    """
+    ev = _by_seq(events)
+    device = _device(ev["device"])
+    dcode_all = device.cat.codes.to_numpy().astype(np.int64)
+    kcode_all = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
+    run_end = _ts_array(ev["ts"]).max() if len(ev) else np.datetime64("NaT", "us")
+    wanted = np.isin(
+        kcode_all,
+        [_K[k] for k in ("fw_state", "fw_result", "fw_version", "decision", "request", "block")],
+    )
+    detail_all = ev["detail"]
+    retrans_all = (detail_all == "retransmission").fillna(False).to_numpy(dtype=bool)
+    wave_all = ev["wave"].notna().to_numpy() if "wave" in ev.columns else np.zeros(len(ev), bool)
+    sel = np.flatnonzero((dcode_all >= 0) & (wanted | retrans_all | wave_all))
+    sel = sel[_by_device(dcode_all[sel])]  # by device, then seq
+    n = len(sel)
+    d = dcode_all[sel]
+    k = kcode_all[sel]
+    ts = _ts_array(ev["ts"])[sel]
+    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy().astype(np.int64)[sel]
+    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy().astype(np.int64)[sel]
+    dec_codes, dec_labels = _labels(ev["decision"], sel, str.lower)
+    met_codes, met_labels = _labels(ev["method"], sel, str.strip)
+    pro_codes, pro_labels = _labels(ev["protocol"], sel, str.strip)
+    pos = np.arange(n)
+
+    dev_starts = _group_starts(d)
+    dev_len = np.diff(np.r_[dev_starts, n])
+    dev_first = np.repeat(dev_starts, dev_len)
+    dev_last = np.repeat(np.r_[dev_starts[1:], n] - 1, dev_len) if n else dev_first
+
+    def prev_in_device(mask: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of masked rows, and each one's previous masked code in the device (-2)."""
+        p = np.flatnonzero(mask)
+        c = codes[p]
+        prev = np.r_[-2, c[:-1]] if len(p) else c
+        if len(p):
+            prev = np.where(np.r_[True, d[p][1:] != d[p][:-1]], -2, prev)
+        return p, prev
+
+    # ends: a final result that differs from the previous result of the device, or that
+    # follows a DOWNLOADING/UPDATING State row seen since that previous result (the reset
+    # to INITIAL in between was not observed)
+    is_result = (k == _K["fw_result"]) & (rcode >= 0)
+    is_state = (k == _K["fw_state"]) & (scode >= 0)
+    rp, rprev = prev_in_device(is_result, rcode)
+    progress = np.cumsum(is_state & np.isin(scode, [int(State.DOWNLOADING), int(State.UPDATING)]))
+    since = progress[rp] - progress[np.r_[0, rp[:-1]]] if len(rp) else rp
+    final_codes = np.array([int(r) for r in FINAL_RESULTS])
+    is_end = np.zeros(n, dtype=bool)
+    is_end[rp] = np.isin(rcode[rp], final_codes) & ((rcode[rp] != rprev) | (since > 0))
+
+    # starts
+    sp, sprev = prev_in_device(is_state, scode)
+    is_start = np.zeros(n, dtype=bool)
+    downloading = int(State.DOWNLOADING)
+    is_start[sp] = (scode[sp] == downloading) & (sprev != downloading)
+    dec_push_pull = (k == _K["decision"]) & np.isin(dec_labels, ["push", "pull"])[dec_codes]
+    is_start |= dec_push_pull
+    is_request = k == _K["request"]
+    path = np.full(n, "", dtype=object)
+    requests = np.flatnonzero(is_request)
+    path[requests] = _norm_path(ev["path"].take(sel[requests]))
+    met_upper = np.array([m.upper() for m in met_labels], dtype=object)
+    write_ok = np.isin(met_upper, ["PUT", "POST", ""])[met_codes]  # "" = no method logged
+    exec_ok = np.isin(met_upper, ["POST", ""])[met_codes]
+    is_start |= is_request & np.isin(path, ["5/0/0", "5/0/1"]) & write_ok
+    is_start |= is_request & (path == "5/0/2") & exec_ok
+
+    # epochs: rows of a device between two ends (each end is the last row of its epoch)
+    cum_end = np.cumsum(is_end)
+    epoch = cum_end - is_end - (cum_end[dev_first] - is_end[dev_first]) if n else cum_end
+    group = np.cumsum(np.r_[True, (d[1:] != d[:-1]) | (epoch[1:] != epoch[:-1])]) - 1 if n else d
+    n_groups = int(group[-1]) + 1 if n else 0
+    g_first_start = _first_per_key(group, is_start, n_groups)
+    g_starts = _group_starts(group)
+    g_last = np.r_[g_starts[1:], n] - 1 if n else g_starts
+    has_attempt = g_first_start >= 0
+    a_start = g_first_start[has_attempt]  # position of each attempt's first row
+    a_last = g_last[has_attempt]  # position of the last row of its epoch
+    a_finished = is_end[a_last]
+    n_att = len(a_start)
+    att_of_group = np.full(n_groups, -1, dtype=np.int64)
+    att_of_group[has_attempt] = np.arange(n_att)
+    row_att = att_of_group[group] if n else group
+    in_att = (row_att >= 0) & (pos >= _take(g_first_start, group, n + 1)) if n else row_att >= 0
+    row_att = np.where(in_att, row_att, -1)
+
+    a_dev = d[a_start]
+    a_start_ts = ts[a_start]
+    a_end_ts = np.where(a_finished, ts[a_last], run_end)
+    # the next attempt of the same device (to bound "after" look-ups)
+    same_next = np.r_[a_dev[1:] == a_dev[:-1], False] if n_att else np.zeros(0, bool)
+    next_start = np.r_[a_start[1:], 0] if n_att else a_start
+    upto = np.where(same_next, next_start - 1, dev_last[a_start] if n_att else a_start)
+
+    # result: the final code, or the last result reported during an unfinished attempt
+    last_res = np.full(n_att, -1, dtype=np.int64)
+    rmask = is_result & in_att
+    if n_att and rmask.any():
+        rs = pd.Series(pos[rmask]).groupby(row_att[rmask]).max()
+        last_res[rs.index.to_numpy()] = rs.to_numpy()
+    a_result = np.where(a_finished, rcode[a_last], _take(rcode, last_res, -1))
+
+    # method hint
+    # (labels of a code: labels[code], "" for a missing value)
+    met_lower = np.array([m.lower() for m in met_labels], dtype=object)
+    met_hint = np.where(np.isin(met_lower, ["push", "pull"]), met_lower, "")
+    hint = met_hint[met_codes]
+    hint = np.where(is_request & (path == "5/0/1") & (hint == ""), "pull", hint)
+    hint = np.where(is_request & (path == "5/0/0") & (hint == ""), "push", hint)
+    first_dec = _first_per_key(row_att, dec_push_pull, n_att)
+    first_hint = _first_per_key(row_att, hint != "", n_att)
+    a_method = np.where(
+        first_dec >= 0,
+        dec_labels[_take(dec_codes, first_dec, -1)],
+        np.where(first_hint >= 0, _take(hint, first_hint, ""), ""),
+    )
+    a_method = a_method.astype(object)
+    a_method[a_method == ""] = None
+    first_pro = _first_per_key(row_att, pro_codes >= 0, n_att)
+    a_protocol = np.where(first_pro >= 0, pro_labels[_take(pro_codes, first_pro, -1)], None)
+
+    # stage durations
+    def stage_seconds(state: int) -> np.ndarray:
+        first = _first_per_key(row_att, is_state & (scode == state), n_att)
+        first_of_row = _take(first, row_att, n + 1) if n else row_att
+        leave = is_state & (scode != state) & (pos > first_of_row) & (first_of_row >= 0)
+        left = _first_per_key(row_att, leave, n_att)
+        t0 = _take(ts, first, None)
+        t1 = np.where(left >= 0, _take(ts, left, None), a_end_ts)
+        return np.where(first >= 0, _seconds(t1 - t0), np.nan)
+
+    a_download = stage_seconds(downloading)
+    a_update = stage_seconds(int(State.UPDATING))
+
+    # blocks, bytes, retransmissions
+    is_block = (k == _K["block"]) & in_att
+    blk = ev["block"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
+    nbytes = ev["bytes"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
+    source = _cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy()[sel]
+    bp = np.flatnonzero(is_block)
+    dup_block = np.zeros(n, dtype=bool)
+    dup_source_block = np.zeros(n, dtype=bool)
+    has_blk = ~np.isnan(blk)
+    if len(bp):
+        dup_block[bp] = _duplicated(row_att[bp], blk[bp]) & has_blk[bp]
+        keys = row_att[bp] * (len(SOURCE_DTYPE.categories) + 1) + source[bp]
+        dup_source_block[bp] = _duplicated(keys, blk[bp]) & has_blk[bp]
+    counted = is_block & ~dup_block
+    a_blocks = np.bincount(row_att[counted], minlength=n_att).astype(np.int64)
+    with_bytes = counted & ~np.isnan(nbytes)
+    a_bytes = np.bincount(row_att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+    a_has_bytes = np.bincount(row_att[with_bytes], minlength=n_att) > 0
+    retrans = dup_source_block | (retrans_all[sel] & in_att & ~dup_source_block)
+    a_retrans = np.bincount(row_att[retrans & in_att], minlength=n_att).astype(np.int64)
+
+    # firmware versions, final state, wave
+    is_version = (k == _K["fw_version"]) & ev["fw_version"].notna().to_numpy()[sel]
+    versions = np.full(n, None, dtype=object)
+    version_rows = np.flatnonzero(is_version)
+    versions[version_rows] = ev["fw_version"].take(sel[version_rows]).to_numpy(dtype=object)
+    before = _last_at_or_before(is_version, dev_first, a_start)
+    after = _last_at_or_before(is_version, dev_first, upto)
+    after = np.where(after > a_start, after, -1)
+    state_pos = _last_at_or_before(is_state, dev_first, upto)
+    wave = (
+        ev["wave"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
+        if "wave" in ev.columns
+        else np.full(n, np.nan)
+    )
+    wave_pos = _last_at_or_before(~np.isnan(wave), dev_first, upto)
+
+    result_cat = pd.Categorical.from_codes(a_result.astype(np.int64), dtype=RESULT_DTYPE)
+    attempt_no = (
+        np.arange(n_att)
+        - np.repeat(_group_starts(a_dev), np.diff(np.r_[_group_starts(a_dev), n_att]))
+        + 1
+        if n_att
+        else np.zeros(0, np.int64)
+    )
+    return pd.DataFrame(
+        {
+            "device": pd.Categorical.from_codes(a_dev, dtype=device.dtype),
+            "attempt": attempt_no.astype(np.int64),
+            "method": _free_category(pd.Series(a_method, dtype=object)),
+            "protocol": _free_category(pd.Series(a_protocol, dtype=object)),
+            "start": _ts_series(a_start_ts),
+            "end": _ts_series(a_end_ts),
+            "duration_s": _seconds(a_end_ts - a_start_ts),
+            "download_s": pd.array(a_download, dtype="Float64"),
+            "update_s": pd.array(a_update, dtype="Float64"),
+            "bytes": pd.array(np.where(a_has_bytes, a_bytes, np.nan), dtype="Float64").astype(
+                "Int64"
+            ),
+            "blocks": a_blocks,
+            "retransmissions": a_retrans,
+            "final_state": pd.Categorical.from_codes(
+                _take(scode, state_pos, -1), dtype=STATE_DTYPE
+            ),
+            "result": result_cat,
+            "fw_before": pd.array(
+                _take(np.asarray(versions, object), before, None), dtype="string"
+            ),
+            "fw_after": pd.array(_take(np.asarray(versions, object), after, None), dtype="string"),
+            "success": np.asarray(a_result == int(UpdateResult.SUCCESS), dtype=bool),
+            "finished": np.asarray(a_finished, dtype=bool),
+            "wave": pd.array(_take(wave, wave_pos, np.nan), dtype="Float64").astype("Int16"),
+        }
+    )
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+def decisions(events: pd.DataFrame) -> pd.DataFrame:
+    """The PUSH-decision log: every ``decision`` row with the link sample it was based on.
+
+    When a decision row does not carry ``rssi_dbm``/``link_quality`` itself, the device's latest
+    row carrying them (normally a ``link`` row) at or before the decision is used; ``battery``
+    likewise from the latest row carrying a battery level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ts`` (datetime64[us, UTC]), ``seq`` (int64), ``device`` (category), ``decision``
+        (category), ``reason`` (string), ``rssi_dbm``, ``link_quality`` (Int16), ``battery``
+        (Int8), ``sample_age_s`` (Float64: seconds between the link sample used and the
+        decision; 0 when the decision row carries it, NA when no sample was known). In ``seq``
+        order; RangeIndex.
+    """
+    ev = _by_seq(events)
+    device = _device(ev["device"])
+    kcode = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
+    dcode = device.cat.codes.to_numpy().astype(np.int64)
+    ts = _ts_array(ev["ts"])
+    is_dec = kcode == _K["decision"]
+    has_link = (ev["rssi_dbm"].notna() | ev["link_quality"].notna()).to_numpy()
+    has_batt = ev["battery"].notna().to_numpy()
+    order = _by_device(dcode)  # by device, then seq
+    d = dcode[order]
+    starts = _group_starts(d)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(d)])) if len(d) else d
+    inv = np.empty(len(order), dtype=np.int64)
+    inv[order] = np.arange(len(order))
+    dec_idx = np.flatnonzero(is_dec)
+    at = inv[dec_idx]  # positions of decision rows in the device-sorted order
+
+    def source_rows(mask: np.ndarray) -> np.ndarray:
+        """Row index (in ``ev``) of the latest masked row of the same device, or -1."""
+        found = _last_at_or_before(mask[order], first, at)
+        return np.where(found >= 0, order[np.maximum(found, 0)], -1) if len(at) else at
+
+    link_idx = source_rows(has_link)
+    batt_idx = source_rows(has_batt)
+
+    def pick(column: str, idx: np.ndarray) -> pd.Series:
+        values = ev[column].take(np.maximum(idx, 0)).reset_index(drop=True)
+        return values.where(pd.Series(idx >= 0), pd.NA).astype(ev[column].dtype)
+
+    age = _seconds(ts[dec_idx] - _take(ts, link_idx, None)) if len(dec_idx) else np.zeros(0)
+    return pd.DataFrame(
+        {
+            "ts": ev["ts"].take(dec_idx).reset_index(drop=True),
+            "seq": ev["seq"].take(dec_idx).reset_index(drop=True).astype(np.int64),
+            "device": pd.Categorical.from_codes(dcode[dec_idx], dtype=device.dtype),
+            "decision": _free_category(ev["decision"].take(dec_idx).reset_index(drop=True)),
+            "reason": ev["reason"].take(dec_idx).reset_index(drop=True).astype("string"),
+            "rssi_dbm": pick("rssi_dbm", link_idx).astype("Int16"),
+            "link_quality": pick("link_quality", link_idx).astype("Int16"),
+            "battery": pick("battery", batt_idx).astype("Int8"),
+            "sample_age_s": pd.array(np.where(link_idx >= 0, age, np.nan), dtype="Float64"),
+        }
+    )
+
+
+# -- result counts and survival -------------------------------------------------------------
+
+
+def result_counts(data: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """How often each Update Result ended an attempt, overall or per group.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        An attempts table (:func:`attempts`), or an event table, whose attempts are computed
+        first (counting raw ``fw_result`` rows would count re-reads and duplicates).
+    by : str or list of str, optional
+        Columns of ``data`` to group by (``method``, ``fw_before``, ``wave``, ``device`` ...).
+        Run-level parameters (policy, profile) are not event columns: add them first, e.g.
+        ``attempts(run.events).assign(policy=run.params["policy"])``, and concatenate runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``by`` columns, ``result`` (category of /5/0/5 names), ``code`` (int64), ``count``
+        (int64), ``share`` (float64, sums to 1 within each group). Only results that occur;
+        attempts without a result are left out; missing group values form their own group.
+        Sorted by group then code; RangeIndex.
+    """
+    if "kind" in data.columns and "attempt" not in data.columns:
+        data = attempts(data)
+    keys = _by_list(by)
+    _check_columns(data, [*keys, "result"], "result_counts")
+    df = data.loc[data["result"].notna(), [*keys, "result"]]
+    result = _cat(df["result"], RESULT_DTYPE)
+    codes = result.cat.codes.to_numpy().astype(np.int64)
+    frame = df[keys].reset_index(drop=True).assign(_code=codes)
+    counts = (
+        frame.groupby([*keys, "_code"], observed=True, dropna=False, sort=True)
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+    if keys:
+        totals = counts.groupby(keys, observed=True, dropna=False)["count"].transform("sum")
+    else:
+        totals = pd.Series(counts["count"].sum(), index=counts.index)
+    code = counts["_code"].to_numpy().astype(np.int64)
+    out = counts[keys].copy()
+    out["result"] = pd.Categorical.from_codes(code, dtype=RESULT_DTYPE)
+    out["code"] = code
+    out["count"] = counts["count"].to_numpy().astype(np.int64)
+    out["share"] = (counts["count"] / totals).to_numpy(dtype=np.float64)
+    return out.reset_index(drop=True)
+
+
+def time_to_success(attempts: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Kaplan–Meier table of attempt duration until SUCCESS.
+
+    Each attempt is observed for ``duration_s``; a successful attempt is an event at that time,
+    any other attempt (failed, cancelled, or still open at the run's end) is censored then.
+
+    Parameters
+    ----------
+    attempts : pandas.DataFrame
+        An attempts table (:func:`attempts`): needs ``duration_s`` and ``success``.
+    by : str or list of str, optional
+        Columns to compute one curve per group for (``method``, ``wave`` ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``by`` columns, ``t_s`` (float64, each distinct duration in the group), ``n_at_risk``
+        (attempts still open just before ``t_s``), ``n_success`` and ``n_censored`` (int64, at
+        ``t_s``), ``surviving`` (float64, Kaplan–Meier estimate of the share not yet succeeded
+        after ``t_s``; non-increasing), ``success_fraction`` (1 - surviving). Sorted by group
+        and ``t_s``; RangeIndex. Plot as a step starting at (0, 1).
+    """
+    keys = _by_list(by)
+    _check_columns(attempts, [*keys, "duration_s", "success"], "time_to_success")
+    df = attempts[keys].reset_index(drop=True).copy()
+    df["t_s"] = attempts["duration_s"].to_numpy(dtype=np.float64)
+    success = attempts["success"].to_numpy(dtype=bool)
+    df["n_success"] = success.astype(np.int64)
+    df["n_censored"] = (~success).astype(np.int64)
+    df = df.loc[~np.isnan(df["t_s"].to_numpy())]
+    agg = (
+        df.groupby([*keys, "t_s"], observed=True, dropna=False, sort=True)[
+            ["n_success", "n_censored"]
+        ]
+        .sum()
+        .reset_index()
+    )
+    leaving = agg["n_success"] + agg["n_censored"]
+    if keys:
+        grouped = leaving.groupby([agg[c] for c in keys], observed=True, dropna=False)
+        total = grouped.transform("sum")
+        left_before = grouped.cumsum() - leaving
+    else:
+        total = pd.Series(leaving.sum(), index=agg.index)
+        left_before = leaving.cumsum() - leaving
+    agg["n_at_risk"] = (total - left_before).astype(np.int64)
+    factor = pd.Series(1.0 - agg["n_success"] / agg["n_at_risk"], index=agg.index)
+    if keys:
+        surviving = factor.groupby([agg[c] for c in keys], observed=True, dropna=False).cumprod()
+    else:
+        surviving = factor.cumprod()
+    out = agg[keys].copy()
+    out["t_s"] = agg["t_s"].astype(np.float64)
+    out["n_at_risk"] = agg["n_at_risk"].astype(np.int64)
+    out["n_success"] = agg["n_success"].astype(np.int64)
+    out["n_censored"] = agg["n_censored"].astype(np.int64)
+    out["surviving"] = surviving.to_numpy(dtype=np.float64)
+    out["success_fraction"] = 1.0 - out["surviving"]
+    return out.reset_index(drop=True)

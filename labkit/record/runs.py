@@ -1,0 +1,381 @@
+"""Reading recorded runs back: one run as a :class:`Run`, and the table of runs under a folder.
+
+This module owns the reading side of the run layout written by :mod:`labkit.record.recorder`
+(``<run_dir>/manifest.json`` plus ``<run_dir>/events.parquet/part-NNNNN.parquet``; a single
+``events.parquet`` file is accepted too). Loaded events are validated against
+:mod:`labkit.record.schema`, dtypes restored, sorted by ``seq``. It never writes or repairs a run:
+a truncated part file raises :class:`RunError` naming it (or is skipped and listed in
+:attr:`Run.skipped` with ``skip_broken=True``); a run that was killed before it was closed loads
+with ``complete=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labkit.record.schema import SchemaError, arrow_schema, coerce, empty_frame, validate
+
+__all__ = [
+    "DEFAULT_RUNS_DIR",
+    "EVENTS_NAME",
+    "MANIFEST_NAME",
+    "Run",
+    "RunError",
+    "list_runs",
+    "part_files",
+    "read_run",
+]
+
+#: Where runs live unless told otherwise (relative to the working directory).
+DEFAULT_RUNS_DIR = Path("data/runs")
+EVENTS_NAME = "events.parquet"
+MANIFEST_NAME = "manifest.json"
+
+_PART_RE = re.compile(r"^part-(\d+)\.parquet$")
+_READ_PASSES = 20  # a part can vanish while a recorder compacts; list again and read the rest
+
+
+class RunError(Exception):
+    """A run directory or one of its files is missing, unreadable or inconsistent.
+
+    Attributes
+    ----------
+    path : Path
+        The offending file or directory.
+    """
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = Path(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+
+def part_files(events_dir: str | Path) -> list[Path]:
+    """The complete part files of an ``events.parquet`` directory, in write order.
+
+    Temporary files of a flush in progress (hidden ``.part-*.tmp`` names) are not listed.
+    """
+    d = Path(events_dir)
+    if not d.is_dir():
+        return []
+    found = []
+    for p in d.iterdir():
+        m = _PART_RE.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run:
+    """One recorded run: where it is, its manifest and its typed event table.
+
+    ``complete`` is False when the manifest has no ``finished_at`` (the recorder was never
+    closed, e.g. the process was killed). ``skipped`` lists part files left out because they
+    were unreadable (only with ``read_run(..., skip_broken=True)``).
+    """
+
+    path: Path
+    run_id: str
+    manifest: dict[str, Any]
+    events: pd.DataFrame
+    complete: bool
+    skipped: tuple[Path, ...] = field(default=())
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The caller's parameters stored in the manifest (seed, profile, policy ...)."""
+        params = self.manifest.get("params") or {}
+        return dict(params) if isinstance(params, dict) else {}
+
+    def attempts(self) -> pd.DataFrame:
+        """:func:`labkit.record.derived.attempts` of this run's events."""
+        from labkit.record.derived import attempts
+
+        return attempts(self.events)
+
+    def state_intervals(self) -> pd.DataFrame:
+        """:func:`labkit.record.derived.state_intervals` of this run's events."""
+        from labkit.record.derived import state_intervals
+
+        return state_intervals(self.events)
+
+    def decisions(self) -> pd.DataFrame:
+        """:func:`labkit.record.derived.decisions` of this run's events."""
+        from labkit.record.derived import decisions
+
+        return decisions(self.events)
+
+    def __repr__(self) -> str:
+        status = "complete" if self.complete else "incomplete"
+        return f"<Run {self.run_id} {status}, {len(self.events)} events, {self.path}>"
+
+    def _repr_html_(self) -> str:
+        devices = self.events["device"].nunique() if len(self.events) else 0
+        rows = [
+            ("run", self.run_id),
+            ("path", str(self.path)),
+            ("created", self.manifest.get("created_at")),
+            ("finished", self.manifest.get("finished_at") or "not closed (incomplete)"),
+            ("events", len(self.events)),
+            ("devices", devices),
+            *((f"param {k}", v) for k, v in self.params.items()),
+        ]
+        if self.skipped:
+            rows.append(("skipped parts", ", ".join(p.name for p in self.skipped)))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table>{body}</table>"
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunError(path, "no manifest.json: not a labkit run directory") from None
+    except OSError as exc:
+        raise RunError(path, f"cannot read manifest: {exc}") from exc
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(path, f"manifest is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("run_id"), str):
+        raise RunError(path, "manifest is not an object with a string run_id")
+    return manifest
+
+
+def _event_files(events_path: Path) -> list[Path]:
+    if events_path.is_file():
+        return [events_path]
+    return part_files(events_path)
+
+
+def _read_part(part: Path) -> pa.Table:
+    """One part file as a table of the schema; RunError if it is truncated or foreign."""
+    target = arrow_schema()
+    try:
+        table = pq.read_table(part)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise RunError(part, f"unreadable part file ({type(exc).__name__}: {exc})") from exc
+    if table.schema.names != target.names:
+        raise RunError(part, f"part file has columns {table.schema.names}, not {target.names}")
+    if not table.schema.equals(target, check_metadata=False):
+        try:
+            table = table.cast(target)
+        except (pa.ArrowException, ValueError) as exc:
+            raise RunError(part, f"part file columns have the wrong types: {exc}") from exc
+    return table.replace_schema_metadata(None)
+
+
+def _read_tables(events_path: Path, skip_broken: bool) -> tuple[list[pa.Table], list[Path]]:
+    """Read every part; cope with parts removed by a compaction running meanwhile.
+
+    A compaction writes the merged part (with a higher number) before removing the old ones,
+    so when a listed part has vanished the directory is listed again and the new parts read;
+    rows read twice are dropped later by ``seq``.
+    """
+    tables: dict[Path, pa.Table] = {}
+    skipped: list[Path] = []
+    for _ in range(_READ_PASSES):
+        vanished = False
+        for part in _event_files(events_path):
+            if part in tables or part in skipped:
+                continue
+            try:
+                tables[part] = _read_part(part)
+            except FileNotFoundError:
+                vanished = True
+            except RunError:
+                if not skip_broken:
+                    raise
+                skipped.append(part)
+        if not vanished:
+            break
+    else:
+        raise RunError(events_path, "part files kept disappearing while reading")
+    ordered = sorted(tables, key=lambda p: (len(p.name), p.name))
+    return [tables[p] for p in ordered], skipped
+
+
+def _tables_to_frame(tables: list[pa.Table]) -> pd.DataFrame:
+    if not tables:
+        return empty_frame()
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    frame = coerce(table.to_pandas())
+    seq = frame["seq"].to_numpy()
+    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+        # parts arrive in write order; only a compaction interrupted by a kill repeats rows
+        frame = frame.sort_values("seq", kind="stable", ignore_index=True)
+        repeated = frame["seq"].duplicated(keep=False)
+        if repeated.any():
+            rows = frame.loc[repeated]
+            if len(rows.drop_duplicates()) != rows["seq"].nunique():
+                clash = rows.loc[~rows.duplicated(keep=False), "seq"].iloc[0]
+                raise SchemaError([f"seq {clash} appears more than once with different content"])
+            frame = frame.drop_duplicates("seq", keep="first", ignore_index=True)
+    return frame
+
+
+def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
+    """Load one run directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run directory (holding ``manifest.json`` and ``events.parquet``).
+    skip_broken : bool
+        Leave out unreadable part files (listed in :attr:`Run.skipped`) instead of raising.
+
+    Returns
+    -------
+    Run
+        ``events`` is a validated event table (columns of :data:`labkit.record.schema.COLUMNS`)
+        sorted by ``seq``, RangeIndex. A run with no part files yet has an empty table.
+
+    Raises
+    ------
+    RunError
+        When the directory or manifest is missing or unreadable, a part file is truncated or
+        not an event table (unless ``skip_broken``), the events fail validation, or their
+        ``run_id`` differs from the manifest's.
+    """
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise RunError(run_dir, "not a directory (expected a run directory)")
+    manifest = _read_manifest(run_dir)
+    run_id = manifest["run_id"]
+    tables, skipped = _read_tables(run_dir / EVENTS_NAME, skip_broken)
+    try:
+        events = _tables_to_frame(tables)
+        validate(events)
+    except SchemaError as exc:
+        raise RunError(run_dir / EVENTS_NAME, str(exc)) from exc
+    if len(events):
+        ids = set(events["run_id"].cat.categories)
+        if ids != {run_id}:
+            raise RunError(
+                run_dir / EVENTS_NAME,
+                f"events carry run_id {sorted(ids)}, manifest says {run_id!r}",
+            )
+    return Run(
+        path=run_dir,
+        run_id=run_id,
+        manifest=manifest,
+        events=events,
+        complete=manifest.get("finished_at") is not None,
+        skipped=tuple(skipped),
+    )
+
+
+_LIST_COLUMNS = (
+    "run_id",
+    "path",
+    "created_at",
+    "finished_at",
+    "complete",
+    "n_events",
+    "n_devices",
+    "error",
+)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _summarise(run_dir: Path) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "path": str(run_dir),
+        "complete": False,
+        "n_events": 0,
+        "n_devices": 0,
+        "error": None,
+    }
+    try:
+        manifest = _read_manifest(run_dir)
+    except RunError as exc:
+        row["error"] = exc.message
+        return row
+    row.update(
+        run_id=manifest["run_id"],
+        created_at=manifest.get("created_at"),
+        finished_at=manifest.get("finished_at"),
+        complete=manifest.get("finished_at") is not None,
+    )
+    devices: set[str] = set()
+    problems: list[str] = []
+    for part in _event_files(run_dir / EVENTS_NAME):
+        try:
+            row["n_events"] += pq.read_metadata(part).num_rows
+            column = pq.read_table(part, columns=["device"]).column("device")
+            devices.update(v for v in column.to_pylist() if v is not None)
+        except (pa.ArrowException, OSError) as exc:
+            problems.append(f"{part.name}: {type(exc).__name__}")
+    row["n_devices"] = len(devices)
+    if problems:
+        row["error"] = "unreadable part files: " + ", ".join(problems)
+    params = manifest.get("params") or {}
+    if isinstance(params, dict):
+        for key, value in params.items():
+            if key not in _LIST_COLUMNS:
+                row[key] = _scalar(value)
+    return row
+
+
+def list_runs(root: str | Path = DEFAULT_RUNS_DIR) -> pd.DataFrame:
+    """One row per run directory under ``root`` (folders without ``manifest.json`` are skipped).
+
+    This reads manifests and Parquet footers, not the whole event tables, so it stays quick.
+    A missing ``root`` gives an empty table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id`` (string), ``path`` (string), ``created_at`` and ``finished_at``
+        (datetime64[us, UTC]; NaT while a run is not closed), ``complete`` (bool), ``n_events``
+        and ``n_devices`` (int64; counted over readable part files), ``error`` (string, NA
+        when the run reads cleanly), then one column per manifest parameter (lists and dicts as
+        JSON text). Sorted by ``created_at`` then ``run_id``; RangeIndex.
+    """
+    root = Path(root)
+    dirs: Iterable[Path] = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ()
+    rows = [_summarise(d) for d in dirs if (d / MANIFEST_NAME).exists()]
+    frame = pd.DataFrame(rows)
+    for name in _LIST_COLUMNS:
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * len(frame), dtype=object)
+    params = [c for c in frame.columns if c not in _LIST_COLUMNS]
+    frame = frame[[*_LIST_COLUMNS, *params]]
+    frame = frame.astype(
+        {
+            "run_id": "string",
+            "path": "string",
+            "error": "string",
+            "complete": bool,
+            "n_events": "int64",
+            "n_devices": "int64",
+        }
+    )
+    for name in ("created_at", "finished_at"):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").astype(
+            "datetime64[us, UTC]"
+        )
+    return frame.sort_values(["created_at", "run_id"], ignore_index=True, na_position="last")

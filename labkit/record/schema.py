@@ -1,0 +1,420 @@
+"""The event table's schema: its columns, their dtypes, and the code that builds and checks frames.
+
+This module owns the single definition of what a run's event table looks like (DESIGN.md
+section 4): :data:`COLUMNS` lists every column with its pandas dtype and meaning, in order.
+:func:`events_to_frame` turns :class:`~labkit.events.Event` rows into a typed frame,
+:func:`coerce` restores the dtypes of a frame read back from disk, and :func:`validate` checks a
+frame and reports every problem at once in a :class:`SchemaError`. It never reads or writes files.
+
+Dtype choices, made so Parquet round-trips a frame exactly: timestamps are
+``datetime64[us, UTC]``; sparse integers use the nullable ``Int8``/``Int16``/``Int64`` dtypes and
+sparse floats ``Float64`` (missing = ``pd.NA``); free text uses the nullable ``"string"`` dtype.
+Columns whose values come from a closed list (``source``, ``kind``, ``state``, ``result``) are
+categoricals with *fixed* categories, in the spec's order (``state`` is ordered
+IDLE < DOWNLOADING < DOWNLOADED < UPDATING, ``result`` lists the 12 /5/0/5 names by code), so
+frames from different runs concatenate without losing the dtype. Open-ended labels (``run_id``,
+``device``, ``decision``, ``method``, ``protocol``, ``code``) are categoricals whose categories
+are the sorted values present (the canonical form :func:`coerce` produces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from labkit.events import EVENT_FIELDS, KINDS, SOURCES, Event
+from labkit.lwm2m.objects import State, UpdateResult
+
+__all__ = [
+    "COLUMNS",
+    "COLUMN_NAMES",
+    "KIND_DTYPE",
+    "RESULT_DTYPE",
+    "RESULT_NAMES",
+    "SCHEMA_VERSION",
+    "SOURCE_DTYPE",
+    "STATE_DTYPE",
+    "STATE_NAMES",
+    "TS_DTYPE",
+    "Column",
+    "SchemaError",
+    "arrow_schema",
+    "coerce",
+    "empty_frame",
+    "events_to_frame",
+    "validate",
+]
+
+#: Version of the on-disk layout and columns; bumped whenever a column changes meaning or dtype.
+SCHEMA_VERSION = 1
+
+#: /5/0/3 names in code order (OMA /5: 0 Idle, 1 Downloading, 2 Downloaded, 3 Updating).
+STATE_NAMES: tuple[str, ...] = tuple(s.name for s in sorted(State))
+#: /5/0/5 names in code order (OMA /5 v1.1: 0 Initial ... 11 Deferred).
+RESULT_NAMES: tuple[str, ...] = tuple(r.name for r in sorted(UpdateResult))
+
+TS_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
+STATE_DTYPE = pd.CategoricalDtype(pd.Index(STATE_NAMES, dtype="str"), ordered=True)
+RESULT_DTYPE = pd.CategoricalDtype(pd.Index(RESULT_NAMES, dtype="str"), ordered=False)
+SOURCE_DTYPE = pd.CategoricalDtype(pd.Index(SOURCES, dtype="str"), ordered=False)
+KIND_DTYPE = pd.CategoricalDtype(pd.Index(KINDS, dtype="str"), ordered=False)
+
+#: Marker dtype for open-ended categoricals (categories = sorted values present).
+FREE_CATEGORY = "category"
+
+
+class SchemaError(ValueError):
+    """A frame does not match the event table schema.
+
+    Attributes
+    ----------
+    problems : tuple of str
+        Every problem found, one sentence each.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"event table does not match schema v{SCHEMA_VERSION}:\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of the event table: its name, pandas dtype and meaning."""
+
+    name: str
+    dtype: Any  # a pandas dtype object, or FREE_CATEGORY
+    meaning: str
+
+
+#: The event table's columns, in order (DESIGN.md section 4).
+COLUMNS: tuple[Column, ...] = (
+    Column("ts", TS_DTYPE, "when it was observed, in the lab's clock (simulated time if scaled)"),
+    Column("seq", np.dtype("int64"), "order within the run: 0, 1, 2 ... in arrival order"),
+    Column("run_id", FREE_CATEGORY, "run identifier (the run directory's name)"),
+    Column("device", FREE_CATEGORY, "LwM2M endpoint name; missing for lab-wide events"),
+    Column("source", SOURCE_DTYPE, "which part of the lab observed it (labkit.events.SOURCES)"),
+    Column("kind", KIND_DTYPE, "what happened (labkit.events.KINDS)"),
+    Column("state", STATE_DTYPE, "/5/0/3 State name, IDLE < DOWNLOADING < DOWNLOADED < UPDATING"),
+    Column("result", RESULT_DTYPE, "/5/0/5 Update Result name, INITIAL ... DEFERRED"),
+    Column("rssi_dbm", pd.Int16Dtype(), "/4/0/2 Radio Signal Strength, dBm"),
+    Column("link_quality", pd.Int16Dtype(), "/4/0/3 Link Quality"),
+    Column("battery", pd.Int8Dtype(), "/3/0/9 Battery Level, percent"),
+    Column("decision", FREE_CATEGORY, "a PUSH-decision policy's output: push, wait, pull, give_up"),
+    Column("reason", pd.StringDtype(), "why the policy decided so"),
+    Column("method", FREE_CATEGORY, "push/pull, or the CoAP/HTTP method of a request"),
+    Column("protocol", FREE_CATEGORY, "transfer protocol: coap, http"),
+    Column("path", pd.StringDtype(), "LwM2M path or URI path of a request"),
+    Column("code", FREE_CATEGORY, "CoAP response code (2.05) or HTTP status (206)"),
+    Column("rtt_ms", pd.Float64Dtype(), "round-trip time of a request, milliseconds"),
+    Column("bytes", pd.Int64Dtype(), "payload bytes of a block, request or response"),
+    Column("block", pd.Int64Dtype(), "block number (CoAP Block1/Block2) or range index (HTTP)"),
+    Column("fw_version", pd.StringDtype(), "/3/0/3 Firmware Version when known"),
+    Column("detail", pd.StringDtype(), "anything else, human-readable"),
+    Column("wave", pd.Int16Dtype(), "campaign wave of the device (0 = canary), when known"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+_FIXED_CATEGORIES = {"source": SOURCES, "kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES}
+_EVENT_COLUMNS = tuple(n for n in COLUMN_NAMES if n not in ("seq", "run_id"))
+
+if set(_EVENT_COLUMNS) != set(EVENT_FIELDS):  # pragma: no cover - caught by the tests too
+    raise ImportError(
+        "labkit.record.schema is out of date with labkit.events.Event: "
+        f"{sorted(set(_EVENT_COLUMNS) ^ set(EVENT_FIELDS))}"
+    )
+
+
+def _free_category(values: Any) -> pd.Series:
+    """Canonical open-ended categorical: categories are the sorted non-missing values present."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cat = s.array
+        assert isinstance(cat, pd.Categorical)
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        names = [str(c) for c in cat.categories]
+        used = np.bincount(codes[codes >= 0], minlength=len(names)) > 0
+        present = sorted({names[i] for i in np.flatnonzero(used)})
+        position = {name: i for i, name in enumerate(present)}
+        remap = np.array([position.get(name, -1) for name in names] + [-1], dtype=np.int64)
+        new_codes = remap[codes]  # code -1 (missing) picks the trailing -1
+        dtype = pd.CategoricalDtype(pd.Index(present, dtype="str"), ordered=False)
+        return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype))
+    strings = s.astype("string")
+    present = sorted(strings.dropna().unique().tolist())
+    dtype = pd.CategoricalDtype(pd.Index(present, dtype="str"), ordered=False)
+    return pd.Series(pd.Categorical(strings.to_numpy(dtype=object, na_value=None), dtype=dtype))
+
+
+def _fixed_category(name: str, s: pd.Series, dtype: pd.CategoricalDtype) -> pd.Series:
+    """Values as a fixed-category column; unknown values raise instead of becoming missing."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cat = s.array
+        assert isinstance(cat, pd.Categorical)
+        used = np.bincount(cat.codes[cat.codes >= 0], minlength=len(cat.categories)) > 0
+        seen = {str(c) for c in cat.categories[used]}
+        if s.dtype == dtype:
+            return s
+    else:
+        s = s.astype(object).where(s.notna(), None)
+        seen = {str(v) for v in s.dropna().unique()}
+    unknown = sorted(seen - set(dtype.categories))
+    if unknown:
+        raise ValueError(f"unknown categories {unknown}")
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.cat.rename_categories([str(c) for c in s.cat.categories])
+    return s.astype(dtype)
+
+
+def _column(name: str, values: Any) -> pd.Series:
+    """Values converted to column ``name``'s dtype (raises ValueError/TypeError on bad values)."""
+    col = _BY_NAME[name]
+    if isinstance(col.dtype, str):
+        return _free_category(values)
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if name == "ts":
+        return _ts_column(s)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return _fixed_category(name, s, col.dtype)
+    return s.astype(col.dtype)
+
+
+def _ts_column(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").astype(TS_DTYPE)
+    if s.dtype.kind == "M":
+        raise TypeError("ts holds naive datetimes; timestamps must be UTC")
+    secs = s.to_numpy(dtype=np.float64)
+    return _epoch_to_ts(secs)
+
+
+def _epoch_to_ts(secs: np.ndarray) -> pd.Series:
+    if not np.isfinite(secs).all():
+        raise ValueError("ts holds missing or non-finite timestamps")
+    micros = np.rint(secs * 1e6).astype(np.int64)
+    return pd.Series(micros.astype("datetime64[us]")).dt.tz_localize("UTC")
+
+
+def _codes(values: list[int | None], n_names: int, column: str) -> np.ndarray:
+    codes = np.fromiter((-1 if v is None else int(v) for v in values), np.int64, len(values))
+    bad = (codes < -1) | (codes >= n_names)
+    bad |= np.fromiter((v is not None and int(v) < 0 for v in values), bool, len(values))
+    if bad.any():
+        wrong = sorted({values[i] for i in np.flatnonzero(bad)}, key=repr)
+        raise SchemaError([f"{column}: codes {wrong} are outside 0..{n_names - 1}"])
+    return codes
+
+
+def empty_frame() -> pd.DataFrame:
+    """An event table with no rows and every column typed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`COLUMNS` (``ts``, ``seq``, ``run_id``, ``device``, ``source``,
+        ``kind``, ``state``, ``result``, ``rssi_dbm``, ``link_quality``, ``battery``, ``decision``,
+        ``reason``, ``method``, ``protocol``, ``path``, ``code``, ``rtt_ms``, ``bytes``,
+        ``block``, ``fw_version``, ``detail``, ``wave``), zero rows.
+    """
+    return coerce(pd.DataFrame({name: pd.Series([], dtype=object) for name in COLUMN_NAMES}))
+
+
+def events_to_frame(events: Iterable[Event], run_id: str, start_seq: int = 0) -> pd.DataFrame:
+    """Build a typed event table from events, numbering them from ``start_seq``.
+
+    Parameters
+    ----------
+    events : iterable of Event
+        Rows in arrival order.
+    run_id : str
+        Written to every row's ``run_id``.
+    start_seq : int
+        ``seq`` of the first event.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event with the columns of :data:`COLUMNS`; RangeIndex.
+
+    Raises
+    ------
+    SchemaError
+        When an event's value cannot be represented (a State outside 0..3, a Result outside
+        0..11, a non-finite timestamp, an integer that overflows its column).
+    """
+    rows = list(events)
+    n = len(rows)
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in COLUMN_NAMES:
+        if name == "seq":
+            data[name] = pd.Series(np.arange(start_seq, start_seq + n, dtype=np.int64))
+            continue
+        if name == "run_id":
+            dtype = pd.CategoricalDtype(pd.Index([run_id] if n else [], dtype="str"))
+            data[name] = pd.Series(pd.Categorical.from_codes(np.zeros(n, np.int8), dtype=dtype))
+            continue
+        values = [getattr(e, name) for e in rows]
+        try:
+            if name == "ts":
+                data[name] = _epoch_to_ts(np.asarray(values, dtype=np.float64))
+            elif name in ("state", "result"):
+                dtype = STATE_DTYPE if name == "state" else RESULT_DTYPE
+                codes = _codes(values, len(dtype.categories), name)
+                data[name] = pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
+            elif name in ("source", "kind"):
+                dtype = SOURCE_DTYPE if name == "source" else KIND_DTYPE
+                data[name] = pd.Series(pd.Categorical(values, dtype=dtype))
+            else:
+                data[name] = _column(name, pd.Series(values, dtype=object))
+        except SchemaError as exc:
+            problems.extend(exc.problems)
+        except (TypeError, ValueError, OverflowError) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise SchemaError(problems)
+    return pd.DataFrame(data, columns=list(COLUMN_NAMES))
+
+
+def coerce(df: pd.DataFrame) -> pd.DataFrame:
+    """Restore the schema's dtypes on a frame (after reading Parquet, CSV or concatenating runs).
+
+    Columns are put in schema order; open-ended categoricals get their canonical categories
+    (the sorted values present), so two frames with the same rows compare equal. Extra columns
+    are kept at the end and missing columns are left missing: :func:`validate` reports both.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same rows, schema columns first, with a RangeIndex.
+
+    Raises
+    ------
+    SchemaError
+        When a column's values cannot be converted to its dtype.
+    """
+    out: dict[str, pd.Series] = {}
+    problems: list[str] = []
+    for name in COLUMN_NAMES:
+        if name not in df.columns:
+            continue
+        try:
+            out[name] = _column(name, df[name].reset_index(drop=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            problems.append(f"{name}: cannot convert to {_BY_NAME[name].dtype}: {exc}")
+    if problems:
+        raise SchemaError(problems)
+    extra = [c for c in df.columns if c not in _BY_NAME]
+    for name in extra:
+        out[name] = df[name].reset_index(drop=True)
+    result = pd.DataFrame(out)
+    result.index = pd.RangeIndex(len(df))
+    return result
+
+
+def validate(df: pd.DataFrame) -> None:
+    """Check that ``df`` is an event table of this schema; report every problem at once.
+
+    Checks: columns missing, extra or out of order; each column's dtype; values outside the
+    fixed categories of ``source``/``kind``/``state``/``result``; missing ``ts``/``source``/
+    ``kind``; timestamps not in UTC; ``seq`` not strictly increasing within each run.
+
+    Raises
+    ------
+    SchemaError
+        Listing every problem found.
+    """
+    problems: list[str] = []
+    missing = [c for c in COLUMN_NAMES if c not in df.columns]
+    extra = [c for c in df.columns if c not in _BY_NAME]
+    if missing:
+        problems.append(f"missing columns: {missing}")
+    if extra:
+        problems.append(f"extra columns: {extra}")
+    present = [c for c in df.columns if c in _BY_NAME]
+    if not missing and present != list(COLUMN_NAMES):
+        problems.append(f"columns out of order: {present}; expected {list(COLUMN_NAMES)}")
+    for name in present:
+        problems.extend(_check_column(name, df[name]))
+    if "seq" in df.columns and df["seq"].dtype == np.dtype("int64") and len(df):
+        problems.extend(_check_seq(df))
+    if problems:
+        raise SchemaError(problems)
+
+
+def _check_column(name: str, s: pd.Series) -> list[str]:
+    col = _BY_NAME[name]
+    problems: list[str] = []
+    if name == "ts":
+        if isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) != "UTC":
+            problems.append(f"ts: timestamps are in {s.dtype.tz}, not UTC")
+        elif s.dtype != TS_DTYPE:
+            problems.append(f"ts: dtype {s.dtype}, expected {TS_DTYPE} (UTC)")
+        if s.isna().any():
+            problems.append(f"ts: {int(s.isna().sum())} missing timestamps")
+        return problems
+    if name in _FIXED_CATEGORIES:
+        allowed = _FIXED_CATEGORIES[name]
+        values = s.dropna()
+        unknown = sorted({str(v) for v in values.unique()} - set(allowed))
+        if unknown:
+            problems.append(f"{name}: unknown categories {unknown}")
+        elif s.dtype != col.dtype:
+            problems.append(f"{name}: dtype {s.dtype!r}, expected {col.dtype!r}")
+        if name in ("source", "kind") and s.isna().any():
+            problems.append(f"{name}: {int(s.isna().sum())} missing values")
+        return problems
+    if isinstance(col.dtype, str):
+        if not isinstance(s.dtype, pd.CategoricalDtype):
+            problems.append(f"{name}: dtype {s.dtype}, expected category")
+        elif s.dtype.ordered:
+            problems.append(f"{name}: categorical must be unordered")
+        elif len(s.dtype.categories) and s.dtype.categories.inferred_type != "string":
+            problems.append(f"{name}: categories must be strings")
+        if name == "run_id" and s.isna().any():
+            problems.append("run_id: missing values")
+        return problems
+    if s.dtype != col.dtype:
+        problems.append(f"{name}: dtype {s.dtype}, expected {col.dtype}")
+    return problems
+
+
+def _check_seq(df: pd.DataFrame) -> list[str]:
+    seq = df["seq"]
+    if "run_id" in df.columns and df["run_id"].nunique(dropna=False) > 1:
+        bad = df.groupby("run_id", observed=True, sort=False)["seq"].diff() <= 0
+    else:
+        bad = seq.diff() <= 0
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        return [
+            f"seq: not strictly increasing ({int(bad.sum())} rows; first at row {first}, "
+            f"seq {int(seq.iloc[first])} after {int(seq.iloc[first - 1])})"
+        ]
+    return []
+
+
+def arrow_schema() -> pa.Schema:
+    """The Arrow schema part files are written with (categoricals as dictionaries)."""
+    fields: list[pa.Field] = []
+    for col in COLUMNS:
+        if col.name == "ts":
+            typ: pa.DataType = pa.timestamp("us", tz="UTC")
+        elif col.name == "seq":
+            typ = pa.int64()
+        elif isinstance(col.dtype, str):
+            typ = pa.dictionary(pa.int32(), pa.string())
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            typ = pa.dictionary(pa.int8(), pa.string(), ordered=bool(col.dtype.ordered))
+        elif isinstance(col.dtype, pd.StringDtype):
+            typ = pa.string()
+        else:
+            typ = pa.from_numpy_dtype(col.dtype.numpy_dtype)
+        fields.append(pa.field(col.name, typ, nullable=col.name not in ("ts", "seq")))
+    return pa.schema(fields)
