@@ -1,0 +1,1154 @@
+"""A simulated LwM2M device speaking real CoAP over UDP (the aiocoap adapter of the client role).
+
+:class:`SimulatedDevice` owns one aiocoap context, i.e. one UDP socket (``127.0.0.1``, an
+ephemeral port by default). It Registers to an LwM2M server *through that same context*, so the
+server's later requests reach the device's resource tree from the registered address (digest
+8.4), keeps the registration alive with Updates at ``lt - min(93, lt/2)`` (digest 4.2) and
+answers Read, Discover, Write, Write-Attributes, Execute, Create, Delete and Observe on
+/1, /3, /4 and /5 (digest 5.1); /0 Security exists but answers 4.01 (digest 9.13).
+
+The adapter only translates: a request is decoded with :mod:`labkit.lwm2m.formats`, the pure
+:class:`~labkit.client.store.ObjectStore` decides what may be done and holds the values, the
+pure :class:`~labkit.lwm2m.fota.FirmwareUpdateMachine` decides /5, and
+:class:`~labkit.client.firmware.FirmwareAgent` carries out its actions (PUSH blocks, PULL
+downloads, install and reboot). Every incoming request becomes a ``request`` event, every
+refused one also an ``error`` event; nothing a peer sends can crash the device.
+
+Choices a lab user may want to know:
+
+* ``/5/0/0`` sees every Block1 block (``needs_blockwise_assembly`` is False there), so State is
+  1 from the first block on; non-final blocks get 2.31 Continue with Block1 echoed. Block sizes
+  16..1024 are accepted as the sender chose them.
+* After Execute /5/0/2 the device answers 2.04 first; the install runs in a task that waits
+  :attr:`SimulatedDevice.install_delay` (so the State 3 notification leaves), closes the socket,
+  runs the installer, then Registers again from a new ephemeral port (digest 1.6, 9.7).
+* Notification attributes pmin/pmax/gt/lt/st are evaluated with the injected clock; waiting uses
+  the event loop's timers, so the clock must run at the loop's speed.
+* Queue mode (``b=UQ`` / ``Q``) is announced but not simulated: the device stays reachable.
+
+Nothing here reads the global random generator: the device holds ``random.Random(seed)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiocoap
+from aiocoap import resource
+from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
+
+from labkit.client.firmware import (
+    FirmwareAgent,
+    InstallOutcome,
+    default_installer,
+    strip_tlv_header,
+)
+from labkit.client.store import (
+    ObjectStore,
+    OperationError,
+    next_notification,
+    parse_execute_args,
+    pmax_due,
+)
+from labkit.events import Event, EventSink, discard
+from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
+from labkit.lwm2m.formats import (
+    DECODABLE_FORMATS,
+    ENCODABLE_FORMATS,
+    ContentFormat,
+    decode,
+    encode,
+    format_links,
+    normalize_format,
+)
+from labkit.lwm2m.fota import (
+    DownloadFailed,
+    ExecuteCancel,
+    ExecuteUpdate,
+    FirmwareUpdateMachine,
+    InstallFailed,
+    WriteAutoUpgrade,
+    WriteMaxDeferPeriod,
+    WritePackage,
+    WriteSeverity,
+    WriteUri,
+)
+from labkit.lwm2m.objects import (
+    OBJECTS,
+    DeliveryMethod,
+    NetworkBearer,
+    ProtocolSupport,
+    ResourceType,
+    State,
+    UpdateResult,
+)
+from labkit.lwm2m.paths import Path
+from labkit.lwm2m.registration import register_links, register_query, update_delay
+from labkit.lwm2m.values import Value
+
+__all__ = ["InstallOutcome", "SimulatedDevice", "open_udp_context"]
+
+log = logging.getLogger(__name__)
+
+_PACKAGE = Path.of(5, 0, 0)
+_PACKAGE_FORMATS = frozenset({None, 42, 1544, 11542})
+_MULTI_ONLY = frozenset({ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR})
+_BACKOFF_FIRST = 0.5  # s, first Register retry; doubles per attempt
+_BACKOFF_MAX = 8.0
+_EPS = 1e-3
+
+
+async def open_udp_context(
+    site: Any, host: str = "127.0.0.1", port: int = 0, *, loggername: str = "coap-device"
+) -> aiocoap.Context:
+    """An aiocoap context serving ``site`` on one UDP socket bound to ``(host, port)``.
+
+    Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])`` but
+    the socket is bound *without* ``SO_REUSEPORT``, which aiocoap sets on every server socket
+    on Linux. With port 0 and SO_REUSEPORT, Linux may give two sockets of the same user the
+    same ephemeral port and then split incoming datagrams between them -- with hundreds of
+    devices in one process, responses reach the wrong device. (The spec digest warns about
+    the same option for fixed ports, pitfall 9.) Uses aiocoap's udp6 transport internals
+    (``_create_transport_endpoint``); Linux only, as the udp6 transport itself.
+    """
+    from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        host, port, family=socket.AF_INET6, type=socket.SOCK_DGRAM, flags=socket.AI_V4MAPPED
+    )
+    sock = socket.socket(family=socket.AF_INET6, type=socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(infos[0][4])
+    except OSError:
+        sock.close()
+        raise
+    ctx = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
+    await ctx._append_tokenmanaged_messagemanaged_transport(
+        lambda mman: MessageInterfaceUDP6._create_transport_endpoint(
+            sock, mman, log=ctx.log, loop=loop
+        )
+    )
+    return ctx
+
+
+def _nothing() -> None:
+    pass
+
+
+def _code(text: str) -> Code:
+    """``"4.05"`` -> ``Code.METHOD_NOT_ALLOWED``."""
+    cls, _, detail = text.partition(".")
+    return Code((int(cls) << 5) | int(detail))
+
+
+def _snapshot(path: Path, values: dict[Path, Value]) -> object:
+    """What an observation compares: the value itself for a single resource, else all values."""
+    if len(values) == 1 and path in values:
+        return values[path]
+    return values
+
+
+class _Observation:
+    """One accepted Observe: its path, Accept, and notification bookkeeping."""
+
+    __slots__ = ("accept", "last_sent", "last_value", "path", "pending", "serverobs", "timer")
+
+    def __init__(self, path: Path, accept: int | None, serverobs: Any) -> None:
+        self.path = path
+        self.accept = accept
+        self.serverobs = serverobs
+        self.last_sent = 0.0
+        self.last_value: object = None
+        self.pending = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: ignore[misc]
+    """The device's whole resource tree as one aiocoap resource; it hands every request to
+    its :class:`SimulatedDevice` (one small object per device instead of a Site of many)."""
+
+    def __init__(self, device: SimulatedDevice) -> None:
+        super().__init__()
+        self._device = device
+
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        # /5/0/0 must see every Block1 block (State 1 on the first one, digest 8.2).
+        return not (
+            tuple(request.opt.uri_path) == ("5", "0", "0") and request.code in (Code.PUT, Code.POST)
+        )
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        return self._device._render(request)
+
+    async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
+        self._device._add_observation(request, serverobservation)
+
+    def get_link_description(self) -> None:
+        return None
+
+
+class SimulatedDevice:
+    """A simulated LwM2M client with a working /5 Firmware Update object.
+
+    Parameters
+    ----------
+    endpoint:
+        Endpoint Client Name (also the Serial Number /3/0/2).
+    server_uri:
+        The LwM2M server, ``coap://host:port`` (Register goes to ``<server_uri>/rd``).
+    firmware_version:
+        Initial /3/0/3.
+    lifetime:
+        Registration lifetime in seconds (/1/0/1).
+    host, port:
+        Local address to bind; port 0 = ephemeral (a new one after every reboot).
+    on_event:
+        Sink for ``source="device"`` :class:`~labkit.events.Event` rows.
+    clock:
+        Seconds since the epoch; event timestamps, Current Time and attribute timing use it.
+    seed:
+        Seed of the device's own random generator (back-off jitter, simulated values).
+    lwm2m_version, queue_mode:
+        Announced at Register (``lwm2m=``, ``Q``).
+    fw_object_version, protocols, delivery:
+        /5 object version ("1.0", "1.1", "1.2"), resource 8 and resource 9.
+    installer:
+        Decides the outcome of an install from the package bytes (default:
+        :func:`~labkit.client.firmware.default_installer`).
+    request_timeout:
+        Bound of every request the device sends (Register, Update, each download block).
+    """
+
+    #: Seconds between answering Execute Update and closing the socket for the install reboot.
+    install_delay = 0.2
+    #: Block size exponent asked for in PULL downloads (6 = 1024-byte blocks).
+    pull_szx = 6
+
+    __slots__ = (
+        "_binding_changed",
+        "_clock",
+        "_ctx",
+        "_dirty",
+        "_failures",
+        "_firmware",
+        "_last_ok",
+        "_links_dirty",
+        "_observations",
+        "_on_event",
+        "_rng",
+        "_site",
+        "_tasks",
+        "_time_offset",
+        "_update_handle",
+        "_update_query_lt",
+        "endpoint",
+        "host",
+        "installer",
+        "lifetime",
+        "location",
+        "lwm2m_version",
+        "queue_mode",
+        "registered",
+        "request_timeout",
+        "server_uri",
+        "store",
+        "user_defers",
+        "want_port",
+    )
+
+    def __init__(
+        self,
+        endpoint: str,
+        server_uri: str,
+        *,
+        firmware_version: str = "1.0.0",
+        lifetime: int = 300,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_event: EventSink = discard,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+        lwm2m_version: str = "1.1",
+        queue_mode: bool = False,
+        fw_object_version: str = "1.1",
+        protocols: Iterable[ProtocolSupport] = (ProtocolSupport.COAP,),
+        delivery: DeliveryMethod = DeliveryMethod.BOTH,
+        installer: Callable[[bytes], InstallOutcome] | None = None,
+        request_timeout: float = 10.0,
+    ) -> None:
+        split = urlsplit(server_uri)
+        if split.scheme != "coap" or not split.hostname:
+            raise ValueError(f"server_uri must be coap://host[:port], got {server_uri!r}")
+        self.endpoint = endpoint
+        self.server_uri = server_uri.rstrip("/")
+        self.lifetime = int(lifetime)
+        self.host = host
+        self.want_port = port
+        self.lwm2m_version = lwm2m_version
+        self.queue_mode = queue_mode
+        self.installer = installer
+        self.request_timeout = float(request_timeout)
+        self.registered = False
+        self.location: tuple[str, ...] | None = None
+        self._on_event = on_event
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._ctx: aiocoap.Context | None = None
+        self._site = _DeviceSite(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._update_handle: asyncio.TimerHandle | None = None
+        self._observations: list[_Observation] | None = None
+        self._dirty: set[Path] | None = None
+        self._links_dirty = False
+        self._time_offset = 0.0
+        self._update_query_lt = False  # the next Update carries lt= (after a Write of /1/0/1)
+        self._binding_changed = False  # ... and b= (after a Write of /1/0/7)
+        self._failures = 0  # consecutive failed Updates/Registers (back-off exponent)
+        self._last_ok = 0.0  # loop time of the last successful Register/Update
+        #: The simulated user postpones updates (Execute /5/0/2 -> Result 11 while /5/0/13 > 0).
+        self.user_defers = False
+        # Validate the registration parameters now rather than at start().
+        register_query(endpoint, self.lifetime, lwm2m_version, self._binding(), queue_mode)
+        machine = FirmwareUpdateMachine(
+            object_version=fw_object_version, protocols=protocols, delivery=delivery
+        )
+        self.store = self._build_store(firmware_version, machine)
+        self._firmware = FirmwareAgent(self, machine)
+        self._firmware.sync()
+
+    # -- the object model ------------------------------------------------------------------
+    def _binding(self) -> str:
+        return "UQ" if self.queue_mode else "U"
+
+    def _build_store(self, firmware_version: str, machine: FirmwareUpdateMachine) -> ObjectStore:
+        rng = self._rng
+        store = ObjectStore(hidden=(0,), creatable=(1,), permanent=("/1/0",))
+        store.add_object(0)
+        store.add_instance(
+            0,
+            0,
+            {
+                0: self.server_uri,
+                1: False,
+                2: 3,
+                3: b"",
+                4: b"",
+                5: b"",
+                10: 1,
+            },
+        )
+        store.add_object(1)
+        store.add_instance(
+            1,
+            0,
+            {
+                0: 1,
+                1: self.lifetime,
+                2: 0,
+                3: 0,
+                6: True,
+                7: self._binding(),
+                8: None,
+            },
+        )
+        store.add_object(3)
+        store.add_instance(
+            3,
+            0,
+            {
+                0: "labkit",
+                1: "sim",
+                2: self.endpoint,
+                3: firmware_version,
+                4: None,
+                6: [1, 5],
+                7: [3700, 5000],
+                9: 100 - rng.randrange(0, 20),
+                10: 128,
+                11: [0],
+                12: None,
+                13: 0,
+                14: "+00:00",
+                15: "UTC",
+                16: self._binding(),
+                17: "fota-sim",
+                18: "sim-hw-1",
+                20: 0,
+                21: 256,
+            },
+        )
+        store.bind("/3/0/13", lambda: int(self._clock() + self._time_offset))
+        store.add_object(4)
+        store.add_instance(
+            4,
+            0,
+            {
+                0: int(NetworkBearer.LTE_FDD),
+                1: [int(NetworkBearer.LTE_FDD), int(NetworkBearer.NB_IOT)],
+                2: -85,
+                3: -10,
+                4: [self.host],
+                8: rng.randrange(1, 268_435_455),
+            },
+        )
+        version = machine.object_version
+        store.add_object(5, version)
+        fw_values: dict[int, Any] = {0: b"", 2: None, 6: "", 7: ""}
+        for rid, value in machine.resources().items():
+            fw_values[rid] = list(value) if isinstance(value, tuple) else value
+        if version != "1.0":
+            fw_values[10] = None
+        since = tuple(int(x) for x in version.split("."))
+        for rid in fw_values:
+            rdef = OBJECTS[5].resources[rid]
+            if tuple(int(x) for x in rdef.since.split(".")) > since:
+                raise AssertionError(f"/5/0/{rid} does not exist in obj {version}")
+        store.add_instance(5, 0, fw_values)
+        return store
+
+    # -- public surface ----------------------------------------------------------------------
+    @property
+    def fw(self) -> FirmwareUpdateMachine:
+        """The /5 state machine (replaced by a restored one after an install reboot)."""
+        return self._firmware.machine
+
+    @property
+    def firmware_version(self) -> str:
+        """/3/0/3."""
+        return str(self.store.get("/3/0/3"))
+
+    @property
+    def port(self) -> int | None:
+        """The local UDP port, or None while the device is off."""
+        ctx = self._ctx
+        if ctx is None:
+            return None
+        for ri in ctx.request_interfaces:
+            mi = getattr(getattr(ri, "token_interface", None), "message_interface", None)
+            local_port = getattr(mi, "_local_port", None)
+            if local_port is not None:
+                return int(local_port())
+        return None
+
+    @property
+    def package(self) -> bytes | None:
+        """The stored firmware image (in memory), if any."""
+        pkg = self._firmware.package
+        return None if pkg is None else bytes(pkg)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def value(self, path: str | Path) -> Any:
+        """The current value of a resource or resource instance (multiple: a dict)."""
+        return self.store.get(path)
+
+    def set_value(self, path: str | Path, value: Any) -> None:
+        """Change a value from the device side (battery, RSSI, ...); observers are notified
+        as their attributes allow."""
+        p = Path.parse(path)
+        if p.resource_id is None or not self.store.exists(Path(p.ids[:3])):
+            raise KeyError(f"the device has no resource {p}")
+        self._set_internal(p, value)
+        if p in (Path.of(4, 0, 2), Path.of(4, 0, 3)):
+            rssi, lq = self.store.get("/4/0/2"), self.store.get("/4/0/3")
+            self.emit(
+                "link",
+                path=str(p),
+                rssi_dbm=rssi if isinstance(rssi, int) else None,
+                link_quality=lq if isinstance(lq, int) else None,
+            )
+
+    def __repr__(self) -> str:
+        where = f"port {self.port}" if self._ctx is not None else "off"
+        reg = "registered" if self.registered else "not registered"
+        return (
+            f"<SimulatedDevice {self.endpoint} {where} {reg} fw={self.firmware_version} "
+            f"state={self.fw.state.name} result={self.fw.result.name}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("Endpoint", self.endpoint),
+            ("Server", self.server_uri),
+            ("Local port", str(self.port) if self._ctx is not None else "(off)"),
+            (
+                "Registered",
+                "/".join(("", *self.location)) if self.registered and self.location else "no",
+            ),
+            ("Firmware version (/3/0/3)", self.firmware_version),
+            ("State (/5/0/3)", f"{int(self.fw.state)} {self.fw.state.name}"),
+            ("Update Result (/5/0/5)", f"{int(self.fw.result)} {self.fw.result.name}"),
+            ("Battery (/3/0/9)", f"{self.value('/3/0/9')} %"),
+            ("Signal (/4/0/2)", f"{self.value('/4/0/2')} dBm"),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>Simulated device</caption>{body}</table>"
+
+    # -- life cycle --------------------------------------------------------------------------
+    async def start(self, *, timeout: float = 10.0) -> None:
+        """Bind the socket and Register (retrying with back-off within ``timeout``).
+
+        Raises
+        ------
+        TimeoutError
+            When no Register succeeded within ``timeout`` (the socket stays open and the
+            device keeps its state; call :meth:`stop`).
+        """
+        if self._ctx is not None:
+            raise RuntimeError(f"{self.endpoint} is already started")
+        await self._power_on(timeout=timeout)
+
+    async def stop(self, *, deregister: bool = True, timeout: float = 5.0) -> None:
+        """De-register (unless told not to), then close the socket. Bounded by ``timeout``.
+
+        Device tasks (an install reboot, a download, an Update) are cancelled first, so a
+        reboot in progress cannot bring the device back after it was stopped.
+        """
+        current = asyncio.current_task()
+        pending = [task for task in self._tasks if task is not current]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        if self._ctx is None:
+            return
+        if deregister and self.registered and self.location is not None:
+            try:
+                await self._deregister(timeout)
+            except (TimeoutError, aiocoap.error.Error) as exc:
+                self.emit("error", detail=f"de-register failed: {exc!r}")
+        await self._power_off(timeout=timeout)
+
+    async def reboot(self, *, timeout: float = 10.0) -> None:
+        """Power-cycle: close the socket, open a new one (new port) and Register afresh."""
+        self.emit("reboot", detail="reboot")
+        await self._power_off(timeout=timeout)
+        await self._power_on(timeout=timeout)
+
+    async def send_update(self) -> None:
+        """Send a registration Update now (Register again if the server answers 4.04).
+
+        Failures never stop the device: a timed-out or refused Update is retried with
+        back-off, and once the lifetime has run out since the last success the device
+        Registers afresh (retrying with back-off until it succeeds or is stopped).
+        """
+        if self._ctx is None:
+            raise RuntimeError(f"{self.endpoint} is not started")
+        if not self.registered or self.location is None:
+            await self._reregister()
+            return
+        msg = aiocoap.Message(code=aiocoap.POST, uri=self.server_uri)
+        msg.opt.uri_path = self.location
+        query = [f"lt={self.lifetime}"] if self._update_query_lt else []
+        if self._binding_changed:
+            query.append(f"b={self.value('/1/0/7')}")
+        if self._links_dirty:
+            msg.opt.content_format = int(ContentFormat.LINK_FORMAT)
+            msg.payload = register_links(self.store.registration_objects()).encode()
+        msg.opt.uri_query = query
+        try:
+            resp = await self._send(msg, self.request_timeout)
+        except (TimeoutError, aiocoap.error.Error) as exc:
+            self.emit("error", detail=f"registration Update failed: {exc!r}")
+            self._update_failed()
+            return
+        if resp.code == Code.CHANGED:
+            self._links_dirty = self._update_query_lt = self._binding_changed = False
+            self._failures = 0
+            self._last_ok = asyncio.get_running_loop().time()
+            self.emit("reg_updated", path="/" + "/".join(self.location))
+            self._schedule_update(update_delay(self.lifetime))
+        elif resp.code == Code.NOT_FOUND:
+            self.registered = False
+            self.emit("error", code="4.04", detail="Update answered 4.04: registering again")
+            await self._reregister()
+        else:
+            self.emit("error", code=resp.code.dotted, detail="registration Update refused")
+            self._update_failed()
+
+    def _update_failed(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_ok >= self.lifetime:
+            self.registered = False  # the server has dropped us by now: Register next time
+        self._schedule_update(self._retry_delay(min(self._failures, 4)))
+        self._failures += 1
+
+    async def _reregister(self) -> None:
+        try:
+            await self._register_with_retry(self.request_timeout)
+        except TimeoutError:
+            self._schedule_update(self._retry_delay(min(self._failures, 4)))
+            self._failures += 1
+
+    async def _power_on(self, *, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._ctx = await asyncio.wait_for(
+            open_udp_context(self._site, self.host, self.want_port), timeout
+        )
+        self._recover_after_boot()
+        await self._register_with_retry(max(0.0, deadline - loop.time()))
+
+    def _recover_after_boot(self) -> None:
+        """Nothing stays "in progress" across a power cycle (DESIGN 8)."""
+        state = self.fw.state
+        if state is State.DOWNLOADING:
+            self.guarded(self._firmware.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
+        elif state is State.UPDATING:
+            self.guarded(self._firmware.handle, InstallFailed(result=UpdateResult.UPDATE_FAILED))
+
+    async def _power_off(self, *, timeout: float = 5.0) -> None:
+        self.registered = False
+        if self._update_handle is not None:
+            self._update_handle.cancel()
+            self._update_handle = None
+        self._firmware.reset_for_reboot()
+        self._drop_all_observations()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            try:
+                await asyncio.wait_for(ctx.shutdown(), timeout)
+            except (TimeoutError, OSError) as exc:
+                self.emit("error", detail=f"socket close: {exc!r}")
+
+    # -- registration ----------------------------------------------------------------------
+    async def _send(self, msg: aiocoap.Message, timeout: float) -> aiocoap.Message:
+        ctx = self._ctx
+        if ctx is None:
+            raise aiocoap.error.LibraryShutdown()
+        request = ctx.request(msg)
+        return await asyncio.wait_for(request.response, timeout)
+
+    def _retry_delay(self, attempt: int) -> float:
+        base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0**attempt)
+        return base * self._rng.uniform(1.0, 1.5)
+
+    async def _register_once(self, timeout: float) -> aiocoap.Message:
+        query = register_query(
+            self.endpoint, self.lifetime, self.lwm2m_version, "U", self.queue_mode
+        )
+        payload = register_links(self.store.registration_objects()).encode()
+        msg = aiocoap.Message(
+            code=aiocoap.POST,
+            uri=self.server_uri + "/rd",
+            content_format=int(ContentFormat.LINK_FORMAT),
+            payload=payload,
+        )
+        msg.opt.uri_query = query
+        return await self._send(msg, timeout)
+
+    async def _register_with_retry(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        attempt = 0
+        last = "no attempt"
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.emit("error", detail=f"Register failed: {last}")
+                raise TimeoutError(f"{self.endpoint}: Register failed within {timeout} s ({last})")
+            try:
+                resp = await self._register_once(min(self.request_timeout, remaining))
+            except (TimeoutError, aiocoap.error.Error) as exc:
+                last = repr(exc)
+            else:
+                if resp.code == Code.CREATED and resp.opt.location_path:
+                    self._registered(tuple(resp.opt.location_path))
+                    return
+                last = f"server answered {resp.code.dotted}"
+            delay = min(self._retry_delay(attempt), max(0.0, deadline - loop.time()))
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _registered(self, location: tuple[str, ...]) -> None:
+        self.registered = True
+        self.location = location
+        self._links_dirty = self._update_query_lt = self._binding_changed = False
+        self._failures = 0
+        self._last_ok = asyncio.get_running_loop().time()
+        self.emit(
+            "registered",
+            path="/" + "/".join(location),
+            fw_version=self.firmware_version,
+            detail=f"port {self.port}",
+        )
+        self._schedule_update(update_delay(self.lifetime))
+
+    def _schedule_update(self, delay: float) -> None:
+        if self._update_handle is not None:
+            self._update_handle.cancel()
+            self._update_handle = None
+        if self._ctx is None or delay == float("inf"):
+            return
+        loop = asyncio.get_running_loop()
+        self._update_handle = loop.call_later(delay, self._update_due)
+
+    def _update_due(self) -> None:
+        self._update_handle = None
+        self.spawn(self.send_update())
+
+    async def _deregister(self, timeout: float) -> None:
+        assert self.location is not None
+        msg = aiocoap.Message(code=aiocoap.DELETE, uri=self.server_uri)
+        msg.opt.uri_path = self.location
+        resp = await self._send(msg, timeout)
+        self.registered = False
+        self.emit("deregistered", path="/" + "/".join(self.location), code=resp.code.dotted)
+
+    # -- tasks, events ---------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a device task (cancelled at power-off; failures become events)."""
+        task = asyncio.get_running_loop().create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a device task must never die silently
+            log.debug("%s: task failed", self.endpoint, exc_info=True)
+            self.emit("error", detail=f"device task failed: {exc!r}")
+
+    def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)``; a refusal of the core becomes an ``error`` event."""
+        try:
+            fn(*args)
+        except Lwm2mError as exc:
+            self.emit("error", code=exc.coap_code, detail=str(exc))
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        try:
+            self._on_event(
+                Event(ts=self._clock(), source="device", kind=kind, device=self.endpoint, **fields)
+            )
+        except Exception:  # a broken sink must not break the device
+            log.exception("%s: event sink failed", self.endpoint)
+
+    # -- requests ----------------------------------------------------------------------------
+    def _render(self, request: aiocoap.Message) -> aiocoap.Message:
+        method = request.code.name if request.code.is_request() else str(request.code)
+        path_text = "/" + "/".join(request.opt.uri_path)
+        try:
+            path = Path.from_segments(list(request.opt.uri_path))
+            response = self._dispatch(request, path)
+        except PathError as exc:
+            response = self._refuse("4.04", str(exc))
+        except Lwm2mError as exc:
+            response = self._refuse(exc.coap_code, str(exc))
+        except Exception as exc:  # never crash on input
+            log.exception("%s: failed to handle %s %s", self.endpoint, method, path_text)
+            response = self._refuse("5.00", f"internal error: {exc!r}")
+        code = response.code.dotted
+        self.emit("request", method=method, path=path_text, code=code)
+        if not response.code.is_successful():
+            detail = response.payload.decode("utf-8", "replace") if response.payload else None
+            self.emit("error", method=method, path=path_text, code=code, detail=detail)
+        return response
+
+    @staticmethod
+    def _refuse(code: str, detail: str) -> aiocoap.Message:
+        return aiocoap.Message(code=_code(code), payload=detail.encode("utf-8")[:200])
+
+    def _dispatch(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
+        code = request.code
+        if path.is_root:
+            raise OperationError.not_allowed(f"{code.name} on /")
+        if code == Code.GET:
+            accept = request.opt.accept
+            if accept is not None and int(accept) == ContentFormat.LINK_FORMAT:
+                links = self.store.discover(path)
+                return aiocoap.Message(
+                    code=Code.CONTENT,
+                    payload=format_links(links).encode(),
+                    content_format=int(ContentFormat.LINK_FORMAT),
+                )
+            return self._read(path, None if accept is None else int(accept))
+        if code == Code.PUT:
+            if path == _PACKAGE:
+                return self._push(request)
+            if request.opt.uri_query and not request.payload and request.opt.content_format is None:
+                self.store.write_attributes(path, request.opt.uri_query)
+                self._rearm(path)
+                return aiocoap.Message(code=Code.CHANGED)
+            return self._write(request, path, replace=True)
+        if code == Code.POST:
+            if path.is_object:
+                return self._create(request, path)
+            if path == _PACKAGE:
+                return self._push(request)
+            if path.is_resource:
+                rdef = self.store.resource_definition(path)
+                if rdef is not None and rdef.executable:
+                    return self._execute(request, path)
+            return self._write(request, path, replace=False)
+        if code == Code.DELETE:
+            self.store.delete(path)
+            self._links_changed()
+            return aiocoap.Message(code=Code.DELETED)
+        raise OperationError.not_allowed(f"{code.name} is not an LwM2M operation here")
+
+    # Read -----------------------------------------------------------------------------------
+    def _format_for(self, path: Path, accept: int | None) -> ContentFormat:
+        multiple = self.store.is_multiple(path)
+        if accept is None:
+            if multiple:
+                return ContentFormat.TLV
+            rtype = self.store.resource_type(path)
+            return ContentFormat.OPAQUE if rtype is ResourceType.OPAQUE else ContentFormat.TEXT
+        try:
+            fmt = normalize_format(accept)
+        except UnsupportedContentFormat:
+            raise OperationError(f"cannot produce format {accept}", coap_code="4.06") from None
+        if fmt not in ENCODABLE_FORMATS or (multiple and fmt in _MULTI_ONLY):
+            raise OperationError(f"cannot produce {fmt.name} for {path}", coap_code="4.06")
+        return fmt
+
+    def _encode(self, path: Path, accept: int | None) -> tuple[ContentFormat, bytes, object]:
+        values = self.store.read(path)
+        fmt = self._format_for(path, accept)
+        try:
+            payload = encode(fmt, path, values, types=self.store.resource_type)
+        except Lwm2mError as exc:
+            raise OperationError(
+                f"{fmt.name} cannot carry {path}: {exc}", coap_code="4.06"
+            ) from None
+        return fmt, payload, _snapshot(path, values)
+
+    def _read(self, path: Path, accept: int | None) -> aiocoap.Message:
+        fmt, payload, _ = self._encode(path, accept)
+        return aiocoap.Message(code=Code.CONTENT, payload=payload, content_format=int(fmt))
+
+    # Write ----------------------------------------------------------------------------------
+    def _decode(self, request: aiocoap.Message, base: Path) -> dict[Path, Value]:
+        cf = request.opt.content_format
+        if cf is None:
+            fmt = ContentFormat.TLV if self.store.is_multiple(base) else ContentFormat.TEXT
+        else:
+            fmt = normalize_format(int(cf))  # 4.15 for unknown numbers
+            if fmt not in DECODABLE_FORMATS:
+                raise UnsupportedContentFormat(f"cannot decode {fmt.name}")
+        return decode(fmt, request.payload, base, types=self.store.resource_type)
+
+    def _write(self, request: aiocoap.Message, path: Path, *, replace: bool) -> aiocoap.Message:
+        if path.is_object:
+            raise OperationError.not_allowed(f"Write on {path} (use Create)")
+        self.store.check_write(path, {}, replace=replace)
+        values = self._decode(request, path)
+        self.store.check_write(path, values, replace=replace)
+        lifetime = values.get(Path.of(1, 0, 1))
+        if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
+            raise OperationError.bad_request("Lifetime must be >= 1 s")
+        firmware = {p: v for p, v in values.items() if p.object_id == 5}
+        rest = {p: v for p, v in values.items() if p.object_id != 5}
+        for p, v in firmware.items():
+            self._write_firmware(p, v)
+        changed = self.store.write(path, rest, replace=replace) if rest else []
+        written_time = rest.get(Path.of(3, 0, 13))
+        if isinstance(written_time, int):
+            self._time_offset = written_time - self._clock()
+        self._after_write(changed)
+        return aiocoap.Message(code=Code.CHANGED)
+
+    def _write_firmware(self, path: Path, value: Value) -> None:
+        rid = path.resource_id
+        agent = self._firmware
+        if rid == 0:
+            assert isinstance(value, bytes)
+            agent.handle(WritePackage(block_number=0, more=False, data=value))
+        elif rid == 1:
+            assert isinstance(value, str)
+            agent.handle(WriteUri(uri=value))
+        elif rid == 11:
+            agent.handle(WriteSeverity(value=int(value)))  # type: ignore[arg-type]
+        elif rid == 13:
+            agent.handle(WriteMaxDeferPeriod(value=int(value)))  # type: ignore[arg-type]
+        elif rid == 14:
+            agent.handle(WriteAutoUpgrade(value=bool(value)))
+        else:  # pragma: no cover - check_write refuses the others (not writable)
+            raise OperationError.not_allowed(f"{path} is not writable")
+
+    def _after_write(self, changed: list[Path]) -> None:
+        for p in changed:
+            if p == Path.of(1, 0, 1):
+                self.lifetime = int(self.store.get(p))  # type: ignore[arg-type]
+                self._update_query_lt = True
+                self.spawn(self.send_update())
+            elif p == Path.of(1, 0, 7):
+                self._binding_changed = True
+                self.spawn(self.send_update())
+        self._changed(changed)
+
+    def _set_internal(self, path: Path | str, value: Any) -> None:
+        p = Path.parse(path)
+        if self.store.set(p, value):
+            self._changed((p,))
+
+    # PUSH (Block1 on /5/0/0) -------------------------------------------------------------------
+    def _push(self, request: aiocoap.Message) -> aiocoap.Message:
+        cf = request.opt.content_format
+        cfn = None if cf is None else int(cf)
+        if cfn not in _PACKAGE_FORMATS:
+            raise UnsupportedContentFormat(f"Package takes content format 42, not {cfn}")
+        block1 = request.opt.block1
+        data = request.payload
+        if block1 is None:
+            num, more = 0, False
+        else:
+            if block1.size_exponent > 6:
+                raise OperationError.bad_request("BERT blocks are not for CoAP over UDP")
+            num, more = block1.block_number, bool(block1.more)
+            if more and len(data) != block1.size:
+                raise OperationError.bad_request(
+                    f"block {num}: {len(data)} bytes, Block1 says {block1.size}"
+                )
+        if cfn == 11542 and num == 0:
+            data = strip_tlv_header(data)
+        self._firmware.handle(WritePackage(block_number=num, more=more, data=data))
+        self.emit(
+            "block",
+            method="push",
+            protocol="coap",
+            path=str(_PACKAGE),
+            block=num,
+            bytes=len(request.payload),
+        )
+        if block1 is None:
+            return aiocoap.Message(code=Code.CHANGED)
+        echo = BlockOption.BlockwiseTuple(num, more, block1.size_exponent)
+        return aiocoap.Message(code=Code.CONTINUE if more else Code.CHANGED, block1=echo)
+
+    # Execute ------------------------------------------------------------------------------------
+    def _execute(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
+        self.store.check_execute(path)
+        parse_execute_args(request.payload)  # 4.00 on bad arguments
+        key = (path.object_id, path.resource_id)
+        if key == (1, 8):  # Registration Update Trigger: answer, then Update
+            self.spawn(self.send_update())
+        elif key == (3, 4):  # Reboot: answer 2.04 first, then power-cycle
+            self.spawn(self._reboot_soon())
+        elif key == (3, 12):  # Reset Error Code
+            self._set_internal("/3/0/11", {0: 0})
+        elif key == (5, 2):
+            self._firmware.handle(ExecuteUpdate(user_defers=self.user_defers))
+        elif key == (5, 10):
+            self._firmware.handle(ExecuteCancel())
+        else:
+            raise OperationError(f"Execute {path} is not implemented", coap_code="5.01")
+        return aiocoap.Message(code=Code.CHANGED)
+
+    async def _reboot_soon(self) -> None:
+        await asyncio.sleep(self.install_delay)
+        await self.reboot(timeout=self.request_timeout)
+
+    async def _install_and_reboot(self) -> None:
+        """After Execute Update: let 2.04 and the State 3 notification go, reboot, install."""
+        await asyncio.sleep(self.install_delay)
+        image = self.package or b""
+        self.emit("reboot", detail="installing firmware", bytes=len(image))
+        await self._power_off(timeout=self.request_timeout)
+        old = self.firmware_version
+        try:
+            outcome = (self.installer or default_installer)(image)
+        except Exception as exc:
+            self.emit("error", detail=f"installer failed: {exc!r}")
+            outcome = InstallOutcome(success=False, result=UpdateResult.UPDATE_FAILED)
+        agent = self._firmware
+        if outcome.success:
+            new = outcome.new_version or f"{old}+1"
+            prev = agent.machine
+            agent.machine = FirmwareUpdateMachine.restore(
+                state=State.IDLE,
+                result=UpdateResult.SUCCESS,
+                last_state_change=self.now(),
+                severity=prev.severity,
+                object_version=prev.object_version,
+                protocols=prev.protocols,
+                delivery=prev.delivery,
+                max_defer_period=prev.max_defer_period,
+                auto_upgrade=prev.auto_upgrade,
+            )
+            agent.package = None
+            self.store.set("/3/0/3", new)
+            self.emit("fw_state", state=int(State.IDLE), path="/5/0/3")
+            self.emit("fw_result", result=int(UpdateResult.SUCCESS), path="/5/0/5")
+            self.emit("fw_version", fw_version=new, path="/3/0/3")
+            agent.sync()
+        else:
+            self.guarded(
+                agent.handle,
+                InstallFailed(result=outcome.result, image_usable=outcome.image_usable),
+            )
+        await self._power_on(timeout=self.request_timeout)
+
+    # Create / Delete ---------------------------------------------------------------------------
+    def _create(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
+        oid = path.object_id
+        assert oid is not None
+        if oid in self.store.hidden:
+            raise OperationError.unauthorized(f"/{oid} is not accessible")
+        if oid not in self.store.creatable:
+            if not self.store.exists(path):
+                raise OperationError.not_found(f"object {path}")
+            raise OperationError.not_allowed(f"Create in /{oid}")
+        values = self._decode(request, path)
+        iid = self.store.create(oid, values)
+        self._links_changed()
+        return aiocoap.Message(code=Code.CREATED, location_path=[str(oid), str(iid)])
+
+    def _links_changed(self) -> None:
+        self._links_dirty = True
+        if self.registered:
+            self.spawn(self.send_update())
+
+    # -- observations -----------------------------------------------------------------------------
+    def _add_observation(self, request: aiocoap.Message, serverobs: Any) -> None:
+        obs = self._new_observation(request, serverobs)
+        if obs is None:
+            # Decline. aiocoap 0.4.17 calls the cancellation callback of *every* observation
+            # when its pipe ends, accepted or not (AttributeError otherwise), so accept with a
+            # no-op callback and deregister at once: the answer goes out without Observe.
+            serverobs.accept(_nothing)
+            serverobs.deregister()
+            return
+        if self._observations is None:
+            self._observations = []
+        self._observations.append(obs)
+        serverobs.accept(lambda: self._drop_observation(obs))
+        self._arm(obs, obs.last_sent)
+
+    def _new_observation(self, request: aiocoap.Message, serverobs: Any) -> _Observation | None:
+        """The observation a GET Observe=0 starts, or None when it cannot be observed."""
+        if request.code != Code.GET:
+            return None
+        accept = request.opt.accept
+        if accept is not None and int(accept) == ContentFormat.LINK_FORMAT:
+            return None
+        try:
+            path = Path.from_segments(list(request.opt.uri_path))
+            if path.is_root:
+                return None
+            _, _, snap = self._encode(path, None if accept is None else int(accept))
+        except Exception:
+            return None  # render() answers the error
+        obs = _Observation(path, None if accept is None else int(accept), serverobs)
+        obs.last_sent = self.now()
+        obs.last_value = snap
+        return obs
+
+    def _drop_observation(self, obs: _Observation) -> None:
+        if obs.timer is not None:
+            obs.timer.cancel()
+            obs.timer = None
+        if self._observations is not None and obs in self._observations:
+            self._observations.remove(obs)
+            if not self._observations:
+                self._observations = None
+
+    def _drop_all_observations(self) -> None:
+        for obs in list(self._observations or ()):
+            self._drop_observation(obs)
+        self._observations = None
+        self._dirty = None
+
+    def _changed(self, paths: Iterable[Path]) -> None:
+        """Values changed: evaluate related observations soon (after the current response)."""
+        if not self._observations:
+            return
+        first = self._dirty is None
+        if first:
+            self._dirty = set()
+        self._dirty.update(paths)  # type: ignore[union-attr]
+        if first:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty or set(), None
+        now = self.now()
+        for obs in list(self._observations or ()):
+            if any(p.startswith(obs.path) or obs.path.startswith(p) for p in dirty):
+                self._evaluate(obs, now)
+
+    def _evaluate(self, obs: _Observation, now: float, *, force: bool = False) -> None:
+        try:
+            fmt, payload, snap = self._encode(obs.path, obs.accept)
+        except Lwm2mError as exc:  # e.g. the instance was deleted: end the observation
+            obs.serverobs.trigger(self._refuse(exc.coap_code, str(exc)))
+            self._drop_observation(obs)
+            return
+        attrs = self.store.effective_attributes(obs.path)
+        if force:
+            when: float | None = now
+        else:
+            when = next_notification(
+                attrs, now=now, last_sent=obs.last_sent, last_value=obs.last_value, value=snap
+            )
+        if when is None:
+            obs.pending = False
+            self._arm(obs, now)
+            return
+        if when > now + _EPS:
+            obs.pending = True
+            self._arm(obs, now)
+            return
+        obs.serverobs.trigger(
+            aiocoap.Message(code=Code.CONTENT, payload=payload, content_format=int(fmt))
+        )
+        obs.last_sent, obs.last_value, obs.pending = now, snap, False
+        fields: dict[str, Any] = {}
+        if obs.path == Path.of(5, 0, 3) and isinstance(snap, int):
+            fields["state"] = snap
+        elif obs.path == Path.of(5, 0, 5) and isinstance(snap, int):
+            fields["result"] = snap
+        self.emit("notify", path=str(obs.path), bytes=len(payload), **fields)
+        self._arm(obs, now)
+
+    def _arm(self, obs: _Observation, now: float) -> None:
+        if obs.timer is not None:
+            obs.timer.cancel()
+            obs.timer = None
+        attrs = self.store.effective_attributes(obs.path)
+        due = pmax_due(attrs, obs.last_sent)
+        if obs.pending:
+            at = obs.last_sent + (attrs.pmin or 0)
+            due = at if due is None else min(due, at)
+        if due is None:
+            return
+        loop = asyncio.get_running_loop()
+        obs.timer = loop.call_later(max(0.0, due - now), self._timer_fired, obs)
+
+    def _timer_fired(self, obs: _Observation) -> None:
+        obs.timer = None
+        now = self.now()
+        attrs = self.store.effective_attributes(obs.path)
+        due = pmax_due(attrs, obs.last_sent)
+        self._evaluate(obs, now, force=due is not None and now >= due - _EPS)
+
+    def _rearm(self, path: Path) -> None:
+        """Attributes changed at ``path``: re-plan the timers of related observations."""
+        now = self.now()
+        for obs in list(self._observations or ()):
+            if obs.path.startswith(path) or path.startswith(obs.path):
+                self._arm(obs, now)
