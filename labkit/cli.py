@@ -512,6 +512,38 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return asyncio.run(_fleet(args))
 
 
+# -- labkit fota (labkit/fota/cli.py) -------------------------------------------------------
+def _configure_fota(p: argparse.ArgumentParser) -> None:
+    from labkit.fota.cli import configure_fota
+
+    configure_fota(p)
+
+
+@command("fota", help="update one device (push or pull), print RESULT", configure=_configure_fota)
+def cmd_fota(args: argparse.Namespace) -> int:
+    from labkit.fota.cli import run_fota
+
+    return run_fota(args)
+
+
+# -- labkit import-pcap (labkit/record/capture_cli.py) -------------------------------------
+def _configure_import_pcap(p: argparse.ArgumentParser) -> None:
+    from labkit.record.capture_cli import configure_import_pcap
+
+    configure_import_pcap(p)
+
+
+@command(
+    "import-pcap",
+    help="decode a CoAP/LwM2M capture (pcap, pcapng) into a run",
+    configure=_configure_import_pcap,
+)
+def cmd_import_pcap(args: argparse.Namespace) -> int:
+    from labkit.record.capture_cli import run_import_pcap
+
+    return run_import_pcap(args)
+
+
 # -- entry point --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``labkit`` argument parser with every registered subcommand."""

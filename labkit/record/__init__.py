@@ -8,6 +8,7 @@ notebook plots: :mod:`~labkit.record.schema` (columns and dtypes), :mod:`~labkit
 
 from __future__ import annotations
 
+from labkit.record.capture import CaptureImport, import_capture, import_pcap
 from labkit.record.derived import (
     attempts,
     decisions,
@@ -15,6 +16,7 @@ from labkit.record.derived import (
     state_intervals,
     time_to_success,
 )
+from labkit.record.pcap import CaptureError, read_packets
 from labkit.record.recorder import Recorder, new_run_id
 from labkit.record.runs import DEFAULT_RUNS_DIR, Run, RunError, list_runs, read_run
 from labkit.record.schema import (
@@ -32,6 +34,8 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_RUNS_DIR",
     "SCHEMA_VERSION",
+    "CaptureError",
+    "CaptureImport",
     "Column",
     "Recorder",
     "Run",
@@ -42,8 +46,11 @@ __all__ = [
     "decisions",
     "empty_frame",
     "events_to_frame",
+    "import_capture",
+    "import_pcap",
     "list_runs",
     "new_run_id",
+    "read_packets",
     "read_run",
     "result_counts",
     "state_intervals",
