@@ -544,6 +544,20 @@ def cmd_import_pcap(args: argparse.Namespace) -> int:
     return run_import_pcap(args)
 
 
+# -- labkit report (labkit/report.py) -------------------------------------------------------
+def _configure_report(p: argparse.ArgumentParser) -> None:
+    from labkit.report import configure_parser
+
+    configure_parser(p)
+
+
+@command("report", help="PNG plots + summary table of a run", configure=_configure_report)
+def cmd_report(args: argparse.Namespace) -> int:
+    from labkit.report import run_report
+
+    return run_report(args)
+
+
 # -- entry point --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``labkit`` argument parser with every registered subcommand."""
