@@ -367,6 +367,44 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=30.0, help="how long to try to register (s, default 30)"
     )
+    _add_hardware_options(p)
+
+
+def _add_hardware_options(p: argparse.ArgumentParser) -> None:
+    """The device model and its faults (labkit/client/model.py, labkit/sim/faults.py)."""
+    from labkit.sim.faults import FAULTS
+
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=FAULTS,
+        metavar="NAME",
+        help=f"make the device fail on purpose (repeatable): {', '.join(FAULTS)}",
+    )
+    p.add_argument(
+        "--flash-size", type=positive_int, metavar="BYTES", help="flash slot size (4 MiB)"
+    )
+    p.add_argument("--ram", type=positive_int, metavar="BYTES", help="download RAM buffer (16 KiB)")
+    p.add_argument(
+        "--battery", type=_percent, metavar="PERCENT", help="initial battery level /3/0/9"
+    )
+    p.add_argument(
+        "--storage",
+        type=Path,
+        metavar="DIR",
+        help="keep the device's flash (slots, state.json) in DIR/<endpoint> across runs",
+    )
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from exc
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a battery level is 0..100, got {text!r}")
+    return value
 
 
 def _configure_device(p: argparse.ArgumentParser) -> None:
@@ -398,12 +436,22 @@ def device_event_line(event: Any) -> str | None:
     return f"{event.kind} {event.device} {event.detail or ''}".rstrip()
 
 
-def _device_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+def _device_kwargs(args: argparse.Namespace, endpoint: str | None = None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         "firmware_version": args.firmware_version,
         "lifetime": args.lifetime,
         "lwm2m_version": args.lwm2m,
+        "faults": tuple(args.fault),
     }
+    if args.flash_size is not None:
+        kwargs["flash_size"] = args.flash_size
+    if args.ram is not None:
+        kwargs["ram"] = args.ram
+    if args.battery is not None:
+        kwargs["battery"] = args.battery
+    if args.storage is not None and endpoint is not None:
+        kwargs["storage_dir"] = args.storage / endpoint
+    return kwargs
 
 
 async def _device(args: argparse.Namespace) -> int:
@@ -426,7 +474,7 @@ async def _device(args: argparse.Namespace) -> int:
         port=port,
         seed=args.seed,
         on_event=on_event,
-        **_device_kwargs(args),
+        **_device_kwargs(args, args.endpoint),
     )
     stop = StopSignal()
     try:
@@ -477,7 +525,7 @@ async def _fleet(args: argparse.Namespace) -> int:
             args.server,
             host=args.host,
             seed=derive_seed(args.seed, name),
-            **_device_kwargs(args),
+            **_device_kwargs(args, name),
         )
         for name in names
     ]
@@ -556,6 +604,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     from labkit.report import run_report
 
     return run_report(args)
+
+
+# -- labkit simulate (labkit/fota/simulate_cli.py) ------------------------------------------
+def _configure_simulate(p: argparse.ArgumentParser) -> None:
+    from labkit.fota.simulate_cli import configure_simulate
+
+    configure_simulate(p)
+
+
+@command(
+    "simulate",
+    help="run a simulated fleet campaign (link model, policy, faults) and save the run",
+    configure=_configure_simulate,
+)
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from labkit.fota.simulate_cli import run_simulate
+
+    return run_simulate(args)
+
+
+# -- labkit image (labkit/repo/cli.py) ----------------------------------------------------
+def _configure_image(p: argparse.ArgumentParser) -> None:
+    from labkit.repo.cli import configure_image
+
+    configure_image(p)
+
+
+@command(
+    "image", help="build, verify or inspect MCUboot firmware images", configure=_configure_image
+)
+def cmd_image(args: argparse.Namespace) -> int:
+    from labkit.repo.cli import run_image
+
+    return run_image(args)
 
 
 # -- entry point --------------------------------------------------------------------------
