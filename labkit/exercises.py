@@ -1,0 +1,591 @@
+"""Exercises of the notebook course, checked from inside the notebook.
+
+Every notebook ends with one to three exercises. A student writes an answer and calls
+:func:`check`, which says right or wrong *and why*::
+
+    from labkit import exercises
+    exercises.check("fuo.execute_state", "DOWNLOADED")
+    # ✔ right: Execute /5/0/2 starts the install only in DOWNLOADED (2) ...
+
+Each exercise is one entry of :data:`EXERCISES` (name, notebook, question, hint, a right
+answer, and a checker). Checkers are pure and deterministic: they read the answer and, where
+they can, the lab's own tables (the /5 transition table, the codecs, the seed's wording)
+instead of a hard-coded key, so the explanation always agrees with what the lab does. A
+checker never raises on a student's answer: an answer it cannot read is "not quite", with a
+word on the expected form; ``None`` (the placeholder in the notebooks) is "no answer yet".
+
+Adding an exercise: write ``def _my_checker(answer) -> tuple[bool, str]`` returning
+(right, explanation) and call :func:`register` with it; ``tests/test_exercises.py`` checks
+that every registered solution is judged right.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from labkit.lwm2m.errors import PathError
+from labkit.lwm2m.formats import ContentFormat, encode
+from labkit.lwm2m.objects import OBJECTS, State, UpdateResult, resource_def
+from labkit.lwm2m.paths import Path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "EXERCISES",
+    "Exercise",
+    "Verdict",
+    "check",
+    "hint",
+    "listing",
+    "question",
+    "register",
+]
+
+Checker = Callable[[Any], tuple[bool, str]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts and the registry
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :func:`check` says about one answer.
+
+    Attributes
+    ----------
+    exercise:
+        The exercise's name.
+    answer:
+        The answer as given.
+    right:
+        True when the answer is right.
+    answered:
+        False when the answer was ``None`` (the notebook's placeholder).
+    why:
+        The explanation: why it is right, or why it is not.
+    """
+
+    exercise: str
+    answer: Any
+    right: bool
+    answered: bool
+    why: str
+
+    def __bool__(self) -> bool:
+        return self.right
+
+    def __str__(self) -> str:
+        if not self.answered:
+            return f"✎ no answer yet: {self.why}"
+        if self.right:
+            return f"✔ right: {self.why}"
+        return f"✘ not quite: {self.answer!r} — because {self.why}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        if not self.answered:
+            colour, background = "#555555", "#f2f2f2"
+        elif self.right:
+            colour, background = "#00734d", "#e6f4ee"
+        else:
+            colour, background = "#a3370f", "#fbece6"
+        return (
+            f"<div style='border-left:4px solid {colour};background:{background};"
+            f"padding:4px 8px;color:{colour}'>{html.escape(str(self))}</div>"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    """One exercise: where it is, what it asks, a hint, one right answer and its checker."""
+
+    name: str
+    notebook: str
+    question: str
+    hint: str
+    solution: Any
+    checker: Checker
+
+
+#: Every exercise of the course, by name (``"<lesson>.<topic>"``).
+EXERCISES: dict[str, Exercise] = {}
+
+
+def register(
+    name: str, *, notebook: str, question: str, hint: str, solution: Any
+) -> Callable[[Checker], Checker]:
+    """Decorator: add the decorated checker to :data:`EXERCISES` under ``name``."""
+
+    def add(checker: Checker) -> Checker:
+        if name in EXERCISES:
+            raise ValueError(f"exercise {name!r} is already registered")
+        EXERCISES[name] = Exercise(name, notebook, question, hint, solution, checker)
+        return checker
+
+    return add
+
+
+def _exercise(name: str) -> Exercise:
+    try:
+        return EXERCISES[name]
+    except KeyError:
+        known = ", ".join(sorted(EXERCISES))
+        raise KeyError(f"no exercise named {name!r}; the course has: {known}") from None
+
+
+def check(name: str, answer: Any) -> Verdict:
+    """Check ``answer`` to exercise ``name``; the Verdict shows "✔ right" or "✘ not quite"
+    with the reason (and is truthy when right).
+
+    Raises
+    ------
+    KeyError
+        For an unknown exercise name (the message lists the known ones).
+    """
+    exercise = _exercise(name)
+    if answer is None:
+        return Verdict(name, None, False, False, f"replace None with your answer. {exercise.hint}")
+    try:
+        right, why = exercise.checker(answer)
+    except Exception as exc:  # a checker bug must not look like the student's mistake
+        return Verdict(name, answer, False, True, f"the checker could not read it ({exc!r})")
+    return Verdict(name, answer, right, True, why)
+
+
+def question(name: str) -> str:
+    """The question of exercise ``name``."""
+    return _exercise(name).question
+
+
+def hint(name: str) -> str:
+    """A hint for exercise ``name`` (it points where to look, it does not give the answer)."""
+    return _exercise(name).hint
+
+
+def listing(notebook: str | None = None) -> pd.DataFrame:
+    """The exercises, optionally of one notebook (``"02_firmware_update_object"``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name``, ``notebook`` and ``question``, in registration order.
+    """
+    import pandas as pd
+
+    rows = [
+        {"name": e.name, "notebook": e.notebook, "question": e.question}
+        for e in EXERCISES.values()
+        if notebook is None or e.notebook == notebook
+    ]
+    return pd.DataFrame(rows, columns=["name", "notebook", "question"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading answers
+# ---------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _as_enum(answer: Any, enum: type[State] | type[UpdateResult]) -> Any:
+    """An enum member from a member, a number, or a text like "2", "DOWNLOADED", "state 2",
+    "Downloaded (2)"; None when the answer names no member (or more than one)."""
+    if isinstance(answer, enum):
+        return answer
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int):
+        return enum(answer) if answer in enum._value2member_map_ else None
+    if not isinstance(answer, str):
+        return None
+    words = _words(answer)
+    found = set()
+    for member in enum:
+        name = member.name.lower().replace("_", " ")
+        if re.search(rf"\b{re.escape(name)}\b", words):
+            found.add(member)
+    numbers = {int(n) for n in re.findall(r"\b\d+\b", words)}
+    found |= {enum(n) for n in numbers if n in enum._value2member_map_}
+    if len(numbers - set(enum._value2member_map_)) > 0 or len(found) != 1:
+        return None
+    return found.pop()
+
+
+def _as_sequence(answer: Any) -> list[Any] | None:
+    if isinstance(answer, str):
+        parts = [p for p in re.split(r"[\s,;>\-]+", answer) if p]
+        return parts or None
+    if isinstance(answer, Iterable) and not isinstance(answer, bytes | dict):
+        return list(answer)
+    return None
+
+
+def _state_text(state: State) -> str:
+    return f"{state.name} ({int(state)})"
+
+
+def _result_text(result: UpdateResult) -> str:
+    return f"{int(result)} ({result.name}: “{result.description}”)"
+
+
+# ---------------------------------------------------------------------------------------------
+# 00 tour
+# ---------------------------------------------------------------------------------------------
+
+_PUSH_STATES = [State.IDLE, State.DOWNLOADING, State.DOWNLOADED, State.UPDATING, State.IDLE]
+
+
+@register(
+    "tour.states",
+    notebook="00_tour",
+    question=(
+        "In which order did the device's State (/5/0/3) change during the PUSH, from before "
+        "the download until after the reboot? Answer a list of State numbers or names."
+    ),
+    hint="Look at the State lanes of the timeline, from left to right, or at the story table.",
+    solution=[0, 1, 2, 3, 0],
+)
+def _tour_states(answer: Any) -> tuple[bool, str]:
+    items = _as_sequence(answer)
+    if items is None:
+        return False, "the answer should be a list of States, e.g. [0, 3] or 'IDLE, UPDATING'"
+    states = [_as_enum(item, State) for item in items]
+    if None in states:
+        bad = items[states.index(None)]
+        return (
+            False,
+            f"{bad!r} is not a State: they are 0 IDLE, 1 DOWNLOADING, 2 DOWNLOADED, 3 UPDATING",
+        )
+    if states == _PUSH_STATES:
+        return True, (
+            "IDLE → DOWNLOADING (the first block arrived, seed step 2) → DOWNLOADED (the last "
+            "one) → UPDATING (Execute /5/0/2, step 3) → reboot → IDLE with Result 1 (step 4)."
+        )
+    if states == _PUSH_STATES[1:]:
+        return False, "the device was IDLE (0) before the first block arrived"
+    if states == _PUSH_STATES[:-1]:
+        return False, (
+            "the story does not end in UPDATING: after the reboot the new firmware reports "
+            "IDLE (0) again, now with Update Result 1"
+        )
+    if sorted(set(states)) == sorted(set(_PUSH_STATES)):
+        return False, (
+            "the device visits each State in the order of the seed's four steps: download "
+            "(1), downloaded (2), update (3), back to idle (0)"
+        )
+    missing = [s for s in State if s not in states]
+    if missing:
+        names = ", ".join(_state_text(s) for s in missing)
+        return False, f"a successful PUSH passes through every State, and {names} is missing"
+    return False, "that order is not what the timeline shows; read it from left to right"
+
+
+@register(
+    "tour.success_result",
+    notebook="00_tour",
+    question=(
+        "Which Update Result (/5/0/5) did the device report once the new firmware was "
+        "running? Answer the number."
+    ),
+    hint="It is the marker in the “Update Result” lane of the timeline.",
+    solution=1,
+)
+def _tour_success_result(answer: Any) -> tuple[bool, str]:
+    result = _as_enum(answer, UpdateResult)
+    if result is None:
+        return False, "Update Result is a number from 0 to 11 (or a name like SUCCESS)"
+    if result is UpdateResult.SUCCESS:
+        return True, f"Update Result {_result_text(result)} — the lesson's step 4 succeeded."
+    if result is UpdateResult.INITIAL:
+        return False, (
+            "0 (INITIAL) is the value before any update, and while one runs; a finished "
+            "successful update reports 1"
+        )
+    return False, f"{_result_text(result)} reports a failure; this update succeeded"
+
+
+# ---------------------------------------------------------------------------------------------
+# 01 LwM2M basics
+# ---------------------------------------------------------------------------------------------
+
+_RSSI = Path.of(4, 0, 2)
+
+
+def _path_name(path: Path) -> str:
+    if path.resource_id is not None and path.object_id is not None:
+        rdef = resource_def(path.object_id, path.resource_id)
+        if rdef is not None:
+            return f"{path} is {rdef.name} of {OBJECTS[path.object_id].name}"
+    obj = OBJECTS.get(path.object_id) if path.object_id is not None else None
+    if obj is not None:
+        return f"{path} is in {obj.name} (/{obj.id}), but it is not a resource this lab knows"
+    return f"{path} is not a path of the objects the lab's devices have (/1, /3, /4, /5)"
+
+
+@register(
+    "basics.rssi_path",
+    notebook="01_lwm2m_basics",
+    question=(
+        "Which path holds the Radio Signal Strength that a server looks at before it decides "
+        "to PUSH? Answer like '/3/0/3'."
+    ),
+    hint="It is a resource of Connectivity Monitoring (/4); it is in dBm.",
+    solution="/4/0/2",
+)
+def _basics_rssi_path(answer: Any) -> tuple[bool, str]:
+    try:
+        path = Path.parse(answer.strip() if isinstance(answer, str) else answer)
+    except PathError:
+        return False, "a path looks like '/4/0/1': object, instance, resource"
+    if path == _RSSI:
+        return True, (
+            "/4/0/2 is Radio Signal Strength (dBm) of Connectivity Monitoring, instance 0 — "
+            "what the seed's PUSH method says the server should decide on."
+        )
+    if path.ids[:1] == (4,) and path.ids[2:3] == (2,):
+        return False, "the device has only instance 0 of /4, so the path is /4/0/2"
+    if path == Path.of(4, 0, 3):
+        return False, "/4/0/3 is Link Quality, the second link measure; signal strength is /4/0/2"
+    return False, _path_name(path)
+
+
+def _sample_values() -> dict[Path, Any]:
+    """/5/0 of a fresh simulated device (obj 1.1, CoAP pull, both delivery methods)."""
+    from labkit.lwm2m.fota import FirmwareUpdateMachine
+
+    values: dict[Path, Any] = {}
+    for rid, value in FirmwareUpdateMachine().resources().items():
+        if isinstance(value, tuple):
+            values.update({Path.of(5, 0, rid, i): v for i, v in enumerate(value)})
+        else:
+            values[Path.of(5, 0, rid)] = value
+    values[Path.of(5, 0, 6)] = ""
+    values[Path.of(5, 0, 7)] = ""
+    return dict(sorted(values.items()))
+
+
+_COMPARED = (ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR)
+
+
+def _sizes() -> dict[ContentFormat, int]:
+    values = _sample_values()
+    return {fmt: len(encode(int(fmt), Path.of(5, 0), values)) for fmt in _COMPARED}
+
+
+def _as_format(answer: Any) -> ContentFormat | None:
+    if isinstance(answer, ContentFormat):
+        return answer
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return ContentFormat(answer) if answer in ContentFormat._value2member_map_ else None
+    if not isinstance(answer, str):
+        return None
+    words = _words(answer).replace(" ", "").removeprefix("oma")
+    if words.isdigit():
+        return _as_format(int(words))
+    for fmt in ContentFormat:
+        if words == fmt.name.lower().replace("_", ""):
+            return fmt
+    aliases = {"senml": None, "json": ContentFormat.SENML_JSON, "cbor": ContentFormat.SENML_CBOR}
+    return aliases.get(words)
+
+
+@register(
+    "basics.smallest_format",
+    notebook="01_lwm2m_basics",
+    question=(
+        "Reading /5/0 in TLV, SenML JSON and SenML CBOR: which format put it on the wire in "
+        "the fewest bytes? Answer the name or the Content-Format number."
+    ),
+    hint="Compare the 'bytes' column of the format comparison.",
+    solution="TLV",
+)
+def _basics_smallest_format(answer: Any) -> tuple[bool, str]:
+    fmt = _as_format(answer)
+    sizes = _sizes()
+    if fmt is None or fmt not in sizes:
+        names = ", ".join(f"{f.name} ({int(f)})" for f in _COMPARED)
+        return False, f"the three formats compared are {names}"
+    ranking = " < ".join(f.name for f in sorted(sizes, key=sizes.__getitem__))
+    if fmt is min(sizes, key=sizes.__getitem__):
+        return True, (
+            f"{fmt.name} ({ranking} for /5/0). TLV spends 2-3 header bytes per resource and "
+            "writes ids and integers in binary; SenML repeats a name for every record."
+        )
+    if fmt is ContentFormat.SENML_JSON:
+        return False, f"JSON writes every name, key and number as text: {ranking}"
+    return False, f"SenML CBOR is binary but still names every record: {ranking}"
+
+
+_QUERY = {
+    "ep": "the Endpoint Client Name",
+    "lwm2m": "the LwM2M version",
+    "b": "the binding (transport)",
+    "q": "the queue-mode flag",
+    "lt": "the lifetime",
+}
+
+
+@register(
+    "basics.lifetime_parameter",
+    notebook="01_lwm2m_basics",
+    question=(
+        "Which query parameter of the Register request tells the server how long to keep the "
+        "registration if no Update arrives? Answer its name as it appears in the query."
+    ),
+    hint="Look at the registration table: one row per query parameter.",
+    solution="lt",
+)
+def _basics_lifetime(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str):
+        return False, "the answer is the parameter's name, a short text like 'ep'"
+    word = answer.strip().lower().split("=", 1)[0].strip()
+    if word in ("lt", "lifetime"):
+        return True, (
+            "lt (lifetime, seconds). The device sends an Update before it runs out; a server "
+            "that hears nothing for lt seconds removes the registration."
+        )
+    if word in _QUERY:
+        return False, f"{word} is {_QUERY[word]}, not the lifetime"
+    return False, "the Register query has ep, lt, lwm2m, b and (optionally) Q"
+
+
+# ---------------------------------------------------------------------------------------------
+# 02 the Firmware Update Object
+# ---------------------------------------------------------------------------------------------
+
+
+def _execute_rules() -> dict[State, Any]:
+    """The decisive rule of Execute /5/0/2 in each State (the user does not defer)."""
+    from labkit.lwm2m.fota import TRANSITIONS, ExecuteUpdate
+
+    rules = {}
+    for state in State:
+        candidates = TRANSITIONS[(state, ExecuteUpdate)]
+        rules[state] = next(r for r in candidates if r.guard is None)
+    return rules
+
+
+@register(
+    "fuo.execute_state",
+    notebook="02_firmware_update_object",
+    question=(
+        "In which State must the device be before Execute /5/0/2 (Update) may start the "
+        "installation? Answer the number or the name."
+    ),
+    hint="Try ExecuteUpdate() on the machine in each State, or read the transition table.",
+    solution="DOWNLOADED",
+)
+def _fuo_execute_state(answer: Any) -> tuple[bool, str]:
+    state = _as_enum(answer, State)
+    if state is None:
+        return False, "States are 0 IDLE, 1 DOWNLOADING, 2 DOWNLOADED, 3 UPDATING"
+    rule = _execute_rules()[state]
+    if not rule.rejects:
+        return True, (
+            f"only in {_state_text(state)} is there a complete image to install; Execute "
+            f"answers 2.04 and moves to UPDATING (rule {rule.id}, seed step 3)."
+        )
+    why = {
+        State.IDLE: "there is no image yet",
+        State.DOWNLOADING: "the image is still arriving",
+        State.UPDATING: "the installation is already running",
+    }[state]
+    return False, (
+        f"in {_state_text(state)} {why}: the device answers {rule.reply} and stays where it "
+        f"is (rule {rule.id})"
+    )
+
+
+def _cancel_result() -> UpdateResult:
+    from labkit.lwm2m.fota import TRANSITIONS, ExecuteCancel
+
+    for rule in TRANSITIONS[(State.DOWNLOADING, ExecuteCancel)]:
+        if not rule.rejects and isinstance(rule.result, UpdateResult):
+            return rule.result
+    raise AssertionError("the table has no accepting Cancel in DOWNLOADING")
+
+
+@register(
+    "fuo.cancelled_result",
+    notebook="02_firmware_update_object",
+    question="What Update Result code does a device report after an update was cancelled?",
+    hint="Read the seed's result table (or run ExecuteCancel() on a DOWNLOADING machine).",
+    solution=10,
+)
+def _fuo_cancelled_result(answer: Any) -> tuple[bool, str]:
+    result = _as_enum(answer, UpdateResult)
+    expected = _cancel_result()
+    if result is None:
+        return False, "Update Result is a number from 0 to 11 (or a name like SUCCESS)"
+    if result is expected:
+        return True, (
+            f"{_result_text(result)}. Execute /5/0/10 (Cancel, object 1.1) while DOWNLOADING "
+            "or DOWNLOADED drops the image and goes back to IDLE with it."
+        )
+    return False, f"{_result_text(result)} is another outcome; the cancelled one is in the table"
+
+
+_INTEGRITY_WORDS = (
+    "integrity",
+    "checksum",
+    "hash",
+    "crc",
+    "signature",
+    "signed",
+    "corrupt",
+    "verif",
+    "tamper",
+    "validat",
+)
+
+
+@register(
+    "fuo.result_5",
+    notebook="02_firmware_update_object",
+    question="What does Update Result 5 mean? Answer in a few words.",
+    hint="The seed's result table has one line per code.",
+    solution="the integrity check of the downloaded package failed",
+)
+def _fuo_result_5(answer: Any) -> tuple[bool, str]:
+    meaning = UpdateResult.INTEGRITY_CHECK_FAILURE.description
+    if isinstance(answer, UpdateResult | int) and not isinstance(answer, bool):
+        if int(answer) == 5:
+            return False, "that is the code itself; say in words what it means"
+        return False, f"the question asks about 5, and {int(answer)} is another code"
+    if not isinstance(answer, str):
+        return False, "answer in a few words, as text"
+    words = _words(answer)
+    if any(w in words for w in _INTEGRITY_WORDS) or "integrity check failure" in words:
+        return True, (
+            f"5 is “{meaning}”: the downloaded image failed its check (hash or signature). "
+            "Secure boot (seed step 3) refuses to run it."
+        )
+    for result in UpdateResult:
+        keywords = {
+            UpdateResult.NOT_ENOUGH_FLASH: ("flash", "memory", "storage", "space"),
+            UpdateResult.OUT_OF_RAM: ("ram",),
+            UpdateResult.CONNECTION_LOST: ("connection", "link", "network"),
+            UpdateResult.UNSUPPORTED_PACKAGE_TYPE: ("package type", "type"),
+            UpdateResult.INVALID_URI: ("uri", "url"),
+            UpdateResult.UNSUPPORTED_PROTOCOL: ("protocol",),
+            UpdateResult.CANCELLED: ("cancel",),
+            UpdateResult.DEFERRED: ("defer", "postpone"),
+            UpdateResult.SUCCESS: ("success",),
+        }.get(result, ())
+        if any(re.search(rf"\b{k}", words) for k in keywords):
+            return False, f"that describes {_result_text(result)}; 5 is a different failure"
+    return False, "5 is about the downloaded package itself: look at the seed's result table"

@@ -1,0 +1,233 @@
+"""labkit.course: the small helpers behind the notebooks (pure ones first, then on a live lab)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from labkit import course
+from labkit.client.firmware import package_version
+from labkit.lwm2m.formats import ContentFormat, encode
+from labkit.lwm2m.fota import (
+    DownloadCompleted,
+    ExecuteUpdate,
+    FirmwareUpdateMachine,
+    InstallSucceeded,
+    WriteUri,
+)
+from labkit.lwm2m.fota_diagram import mermaid_state_diagram
+from labkit.lwm2m.objects import State, UpdateResult
+from labkit.lwm2m.paths import Path
+
+
+@pytest.mark.parametrize(
+    ("value", "fast"),
+    [("1", True), ("true", True), ("YES", True), (" on ", True), ("0", False), ("", False)],
+)
+def test_fast_mode_reads_labkit_fast(value: str, fast: bool) -> None:
+    assert course.fast_mode({"LABKIT_FAST": value}) is fast
+    assert course.fast_mode({}) is False
+
+
+def test_fast_mode_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABKIT_FAST", "1")
+    assert course.fast_mode()
+    monkeypatch.delenv("LABKIT_FAST")
+    assert not course.fast_mode()
+
+
+def test_package_has_the_size_and_announces_the_version() -> None:
+    data = course.package("2.0.0", 4096)
+    assert len(data) == 4096
+    assert package_version(data) == "2.0.0"
+    assert course.package("2.0.0", 4096) == data  # deterministic
+    assert course.package("2.0.0", 4096, seed=1) != data
+
+
+@pytest.mark.parametrize(("version", "size"), [("", 100), ("1\n2", 100), ("2.0.0", 10)])
+def test_package_refuses_bad_arguments(version: str, size: int) -> None:
+    with pytest.raises(ValueError):
+        course.package(version, size)
+
+
+def test_state_and_result_tables_follow_the_seed() -> None:
+    states = course.state_table()
+    assert list(states.columns) == ["state", "name", "description"]
+    assert states["state"].tolist() == [0, 1, 2, 3]
+    assert states.loc[1, "description"] == "The new firmware is on the way"
+    results = course.result_table()
+    assert results["result"].tolist() == list(range(12))
+    assert results.loc[10, "description"] == "Firmware update cancelled"
+    assert results.loc[5, "name"] == "INTEGRITY_CHECK_FAILURE"
+
+
+def test_wire_is_a_hex_dump() -> None:
+    dump = course.wire(b"LABKIT-FW 2.0.0\n\x00\x01", width=8)
+    lines = str(dump).splitlines()
+    assert lines[0] == "0000  4c 41 42 4b 49 54 2d 46  |LABKIT-F|"
+    assert lines[2].startswith("0010  00 01")
+    assert len(dump) == 18
+    assert "<pre" in dump._repr_html_()
+    assert str(course.wire(b"")) == "(empty payload)"
+    with pytest.raises(ValueError):
+        course.wire(b"x", width=0)
+
+
+def test_tlv_fields_take_a_payload_apart() -> None:
+    values = {Path.of(5, 0, 3): 2, Path.of(5, 0, 8, 0): 0, Path.of(5, 0, 8, 1): 1}
+    payload = encode(int(ContentFormat.TLV), Path.of(5, 0), values)
+    fields = course.tlv_fields(payload, "/5/0")
+    assert fields["path"].tolist() == ["/5/0/3", "/5/0/8", "/5/0/8/0", "/5/0/8/1"]
+    assert fields.loc[0, "header"] == "c1 03" and fields.loc[0, "value"] == "02"
+    assert fields.loc[0, "name"] == "State"
+    assert fields.loc[1, "kind"] == "multiple resource"
+    assert fields.loc[2, "kind"] == "resource instance"
+
+
+def test_tlv_fields_of_an_object_read_and_of_garbage() -> None:
+    payload = encode(int(ContentFormat.TLV), Path.of(5), {Path.of(5, 0, 3): 1})
+    fields = course.tlv_fields(payload, "/5")
+    assert fields["kind"].tolist() == ["object instance", "resource"]
+    assert fields["path"].tolist() == ["/5/0", "/5/0/3"]
+    broken = course.tlv_fields(b"\xc1\x03", "/5/0")
+    assert broken["kind"].tolist() == ["error"]
+    assert course.tlv_fields(b"", "/5/0").empty
+
+
+def test_values_table_names_resources_and_units() -> None:
+    table = course.values_table({Path.of(4, 0, 2): -90, "/3/0/3": "1.0.0"})
+    assert table["path"].tolist() == ["/3/0/3", "/4/0/2"]
+    assert table["name"].tolist() == ["Firmware Version", "Radio Signal Strength"]
+    assert table.loc[1, "units"] == "dBm"
+
+
+def test_walk_tabulates_a_pull_and_a_refusal() -> None:
+    machine = FirmwareUpdateMachine()
+    triggers = [
+        ExecuteUpdate(),
+        WriteUri(uri="coap://127.0.0.1/fw/a.bin"),
+        DownloadCompleted(),
+        ExecuteUpdate(),
+        InstallSucceeded(),
+    ]
+    table = course.walk(machine, triggers)
+    assert table["rule"].tolist() == ["T15", "T1", "T7", "T12", "T16"]
+    assert table["reply"].tolist() == ["4.05 refused", "2.04", "(internal)", "2.04", "(internal)"]
+    assert table["state"].tolist() == [
+        "0 IDLE",
+        "1 DOWNLOADING",
+        "2 DOWNLOADED",
+        "3 UPDATING",
+        "0 IDLE",
+    ]
+    assert table["result"].iloc[-1] == "1 SUCCESS"
+    assert table.loc[0, "actions"] == ""
+    assert "StartDownload" in table.loc[1, "actions"]
+    assert machine.state is State.IDLE and machine.result is UpdateResult.SUCCESS
+
+
+def test_rules_filter_the_transition_table() -> None:
+    rows = course.rules("ExecuteUpdate", state="idle")
+    assert rows["id"].tolist() == ["T15"] and rows.loc[0, "reply"] == "4.05"
+    assert len(course.rules()) > len(course.rules("ExecuteUpdate"))
+
+
+def test_mermaid_wraps_the_diagram_in_a_fence() -> None:
+    shown = course.mermaid(mermaid_state_diagram(config_writes=False))
+    assert shown.data.startswith("```mermaid\nstateDiagram-v2\n")
+    assert shown.data.endswith("\n```")
+
+
+def _events(rows: list[dict[str, object]]) -> pd.DataFrame:
+    from labkit.record import empty_frame
+
+    base = empty_frame()
+    frame = pd.DataFrame(rows)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    frame["seq"] = range(len(frame))
+    return pd.concat([base, frame], ignore_index=True)
+
+
+def test_story_keeps_changes_and_drops_repeats() -> None:
+    events = _events(
+        [
+            {"ts": 0.0, "device": "d", "source": "device", "kind": "registered", "detail": "p1"},
+            {"ts": 0.1, "device": "d", "source": "server", "kind": "fw_state", "state": "IDLE"},
+            {"ts": 0.2, "device": "d", "source": "device", "kind": "fw_state", "state": "IDLE"},
+            {"ts": 0.3, "device": "d", "source": "device", "kind": "fw_state", "state": "UPDATING"},
+            {
+                "ts": 0.4,
+                "device": "d",
+                "source": "device",
+                "kind": "fw_result",
+                "result": "SUCCESS",
+            },
+            {"ts": 0.5, "device": "e", "source": "device", "kind": "fw_state", "state": "IDLE"},
+            {"ts": 0.6, "device": "d", "source": "server", "kind": "request", "path": "/5/0/3"},
+        ]
+    )
+    story = course.story(events, "d")
+    assert list(story.columns) == ["t_ms", "source", "what", "value"]
+    assert story["value"].tolist() == ["p1", "0 IDLE", "3 UPDATING", "1 SUCCESS"]
+    assert story["source"].tolist() == ["device", "server", "device", "device"]
+    assert story["t_ms"].tolist() == [0.0, 100.0, 300.0, 400.0]
+    assert course.story(events.iloc[:0]).empty
+    assert course.story(events, "nobody").empty
+
+
+def test_log_cuts_the_event_table_down() -> None:
+    events = _events(
+        [
+            {"ts": 1.0, "device": "d", "source": "server", "kind": "request", "path": "/5/0/2"},
+            {"ts": 1.5, "device": "d", "source": "device", "kind": "error", "code": "4.05"},
+            {"ts": 2.0, "device": "e", "source": "server", "kind": "request", "path": "/3/0/3"},
+        ]
+    )
+    log = course.log(events, "d", kinds=["error"])
+    assert log["t_ms"].tolist() == [500.0] and log.loc[0, "code"] == "4.05"
+    assert len(course.log(events, last=2)) == 2
+    assert course.log(events).columns[0] == "t_ms"
+
+
+# -- on a live lab ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab():  # type: ignore[no-untyped-def]
+    from labkit import Lab
+
+    with Lab() as lab:
+        lab.add_device("sim-0001")
+        yield lab
+
+
+def test_registration_tables(lab) -> None:  # type: ignore[no-untyped-def]
+    reg = lab.device("sim-0001").registration
+    query = course.registration_table(reg)
+    assert query["parameter"].tolist() == ["ep", "lt", "lwm2m", "b", "Q"]
+    assert query.loc[0, "value"] == "sim-0001"
+    objects = course.objects_table(reg)
+    assert {1, 3, 4, 5} <= set(objects["object"])
+    assert 0 not in set(objects["object"])
+    assert objects.set_index("object").loc[5, "name"] == "Firmware Update"
+
+
+def test_read_formats_shows_the_same_values_three_ways(lab) -> None:  # type: ignore[no-untyped-def]
+    formats = course.read_formats(lab.device("sim-0001"), "/5/0")
+    sizes = formats.frame()
+    assert sizes["content_format"].tolist() == [11542, 110, 112]
+    assert (sizes["code"] == "2.05").all()
+    assert sizes["bytes"].tolist() == [len(formats.payload(f)) for f in (11542, 110, 112)]
+    values = formats.values()
+    assert values.set_index("path").loc["/5/0/3"].tolist() == [0, 0, 0]
+    assert formats.payload(110).startswith(b"[{")
+    assert "TLV (11542)" in formats._repr_html_() and "/5/0" in repr(formats)
+    with pytest.raises(KeyError):
+        formats.payload(60)
+
+
+def test_links_table_of_a_discover(lab) -> None:  # type: ignore[no-untyped-def]
+    links = course.links_table(lab.device("sim-0001").discover("/5/0"))
+    assert links.loc[0, "path"] == "/5/0"
+    row = links.set_index("path").loc["/5/0/3"]
+    assert row["name"] == "State" and row["link"] == "</5/0/3>"

@@ -1,0 +1,280 @@
+"""The exercise checkers of the notebook course: right answers in every form, wrong answers
+with a reason, no crash on nonsense, the same verdict every time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from labkit import exercises
+from labkit.exercises import EXERCISES, Verdict, check
+from labkit.lwm2m.formats import ContentFormat
+from labkit.lwm2m.objects import State, UpdateResult
+
+NAMES = sorted(EXERCISES)
+
+NONSENSE: list[Any] = [
+    "",
+    "   ",
+    "banana",
+    -1,
+    99,
+    3.5,
+    True,
+    b"\x00\xff",
+    [],
+    {},
+    object(),
+    ["x", None],
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_registered_solution_is_right(name: str) -> None:
+    verdict = check(name, EXERCISES[name].solution)
+    assert verdict.right and verdict.answered
+    assert bool(verdict)
+    assert str(verdict).startswith("✔ right: ")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_answer_yet_is_neither_right_nor_a_mistake(name: str) -> None:
+    verdict = check(name, None)
+    assert not verdict.right and not verdict.answered
+    assert str(verdict).startswith("✎ no answer yet")
+    assert exercises.hint(name) in verdict.why
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("answer", NONSENSE, ids=repr)
+def test_nonsense_is_not_quite_and_never_raises(name: str, answer: Any) -> None:
+    verdict = check(name, answer)
+    assert not verdict.right and verdict.answered
+    assert str(verdict).startswith("✘ not quite: ")
+    assert " because " in str(verdict)
+    assert "could not read" not in verdict.why  # the checker handled it, not the safety net
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verdicts_are_deterministic(name: str) -> None:
+    solution = EXERCISES[name].solution
+    assert check(name, solution) == check(name, solution)
+    assert check(name, "banana") == check(name, "banana")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_exercise_has_a_question_and_a_hint(name: str) -> None:
+    exercise = EXERCISES[name]
+    assert exercise.question.strip().endswith(("?", ".", "'.")) and exercise.hint.strip()
+    assert exercise.notebook[:2].isdigit()
+    assert exercises.question(name) == exercise.question
+
+
+def test_unknown_exercise_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match=r"tour\.states"):
+        check("no.such.exercise", 1)
+
+
+def test_register_refuses_a_duplicate_name() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        exercises.register("tour.states", notebook="00_tour", question="?", hint="", solution=0)(
+            lambda answer: (True, "")
+        )
+
+
+def test_listing_by_notebook() -> None:
+    frame = exercises.listing("02_firmware_update_object")
+    assert list(frame.columns) == ["name", "notebook", "question"]
+    assert set(frame["name"]) == {"fuo.execute_state", "fuo.cancelled_result", "fuo.result_5"}
+    assert len(exercises.listing()) == len(EXERCISES)
+
+
+def test_verdict_renders_in_a_notebook() -> None:
+    right = check("fuo.cancelled_result", 10)
+    wrong = check("fuo.cancelled_result", 8)
+    assert "✔ right" in right._repr_html_() and "#00734d" in right._repr_html_()
+    assert "✘ not quite" in wrong._repr_html_()
+    assert "&lt;b&gt;" in check("basics.rssi_path", "<b>")._repr_html_()
+    assert repr(right) == str(right)
+
+
+def test_a_failing_checker_is_reported_not_raised() -> None:
+    name = "test.broken"
+
+    @exercises.register(name, notebook="99_test", question="?", hint="h", solution=1)
+    def broken(answer: Any) -> tuple[bool, str]:
+        raise RuntimeError("bug")
+
+    try:
+        verdict = check(name, 1)
+        assert isinstance(verdict, Verdict) and not verdict.right
+        assert "could not read" in verdict.why
+    finally:
+        del EXERCISES[name]
+
+
+# -- 00 tour -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [0, 1, 2, 3, 0],
+        (0, 1, 2, 3, 0),
+        "0 1 2 3 0",
+        "0 -> 1 -> 2 -> 3 -> 0",
+        "IDLE, DOWNLOADING, DOWNLOADED, UPDATING, IDLE",
+        ["idle", "downloading", "downloaded", "updating", "idle"],
+        [State.IDLE, State.DOWNLOADING, State.DOWNLOADED, State.UPDATING, State.IDLE],
+    ],
+)
+def test_tour_states_right(answer: Any) -> None:
+    assert check("tour.states", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ([1, 2, 3, 0], "IDLE (0) before"),
+        ([0, 1, 2, 3], "does not end in UPDATING"),
+        ([0, 2, 1, 3, 0], "order of the seed's four steps"),
+        ([0, 1, 3, 0], "DOWNLOADED (2) is missing"),
+        ([0, 1, 2, 3, 4], "is not a State"),
+    ],
+)
+def test_tour_states_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("tour.states", answer)
+    assert not verdict.right
+    assert why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [1, "1", "SUCCESS", "success", UpdateResult.SUCCESS])
+def test_tour_success_result_right(answer: Any) -> None:
+    assert check("tour.success_result", answer).right
+
+
+def test_tour_success_result_wrong_names_the_code() -> None:
+    assert "INITIAL" in check("tour.success_result", 0).why
+    assert "Integrity check failure" in check("tour.success_result", 5).why
+
+
+# -- 01 basics -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["/4/0/2", "4/0/2", " /4/0/2 ", "/4/0/2/"])
+def test_rssi_path_right(answer: str) -> None:
+    assert check("basics.rssi_path", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("/4/0/3", "Link Quality"),
+        ("/4/1/2", "only instance 0"),
+        ("/3/0/9", "Battery Level of Device"),
+        ("/9/0/0", "not a path of the objects"),
+        ("four", "a path looks like"),
+    ],
+)
+def test_rssi_path_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("basics.rssi_path", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["TLV", "tlv", " TLV ", "OMA TLV", 11542, "11542"])
+def test_smallest_format_right(answer: Any) -> None:
+    assert check("basics.smallest_format", answer).right
+    assert check("basics.smallest_format", ContentFormat.TLV).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("SenML JSON", "as text"), (110, "as text"), ("senml-cbor", "names every record")],
+)
+def test_smallest_format_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("basics.smallest_format", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_smallest_format_ranking_comes_from_the_codecs() -> None:
+    sizes = exercises._sizes()
+    assert min(sizes, key=sizes.__getitem__) is ContentFormat.TLV
+    assert "TLV < SENML_CBOR < SENML_JSON" in check("basics.smallest_format", "TLV").why
+
+
+@pytest.mark.parametrize("answer", ["lt", "LT", " lt ", "lt=300", "lifetime"])
+def test_lifetime_parameter_right(answer: str) -> None:
+    assert check("basics.lifetime_parameter", answer).right
+
+
+def test_lifetime_parameter_wrong_names_what_it_is() -> None:
+    assert "Endpoint Client Name" in check("basics.lifetime_parameter", "ep").why
+    assert "binding" in check("basics.lifetime_parameter", "b").why
+
+
+# -- 02 the Firmware Update Object -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", [2, "2", "DOWNLOADED", "downloaded", "Downloaded (2)", "state 2", State.DOWNLOADED]
+)
+def test_execute_state_right(answer: Any) -> None:
+    verdict = check("fuo.execute_state", answer)
+    assert verdict.right and "T12" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(0, "no image yet"), ("DOWNLOADING", "still arriving"), (State.UPDATING, "already running")],
+)
+def test_execute_state_wrong_quotes_the_table(answer: Any, why: str) -> None:
+    verdict = check("fuo.execute_state", answer)
+    assert not verdict.right
+    assert why in verdict.why and "4.05" in verdict.why and "T15" in verdict.why
+
+
+def test_execute_state_refuses_two_states_at_once() -> None:
+    assert not check("fuo.execute_state", "IDLE or DOWNLOADED").right
+
+
+@pytest.mark.parametrize("answer", [10, "10", "CANCELLED", UpdateResult.CANCELLED])
+def test_cancelled_result_right(answer: Any) -> None:
+    assert check("fuo.cancelled_result", answer).right
+
+
+def test_cancelled_result_wrong_names_the_code() -> None:
+    assert "UPDATE_FAILED" in check("fuo.cancelled_result", 8).why
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "integrity check failure",
+        "The integrity check of the new package failed",
+        "the hash did not match",
+        "bad signature",
+        "the image is corrupt",
+        "verification failed",
+    ],
+)
+def test_result_5_right(answer: str) -> None:
+    assert check("fuo.result_5", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("not enough flash", "NOT_ENOUGH_FLASH"),
+        ("out of RAM", "OUT_OF_RAM"),
+        ("the connection was lost", "CONNECTION_LOST"),
+        ("invalid URI", "INVALID_URI"),
+        ("it was cancelled", "CANCELLED"),
+        (5, "the code itself"),
+        (UpdateResult.INTEGRITY_CHECK_FAILURE, "the code itself"),
+        (7, "another code"),
+    ],
+)
+def test_result_5_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("fuo.result_5", answer)
+    assert not verdict.right and why in verdict.why
