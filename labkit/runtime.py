@@ -833,6 +833,42 @@ class Lab:
         self.call(put, timeout=DEFAULT_CALL_TIMEOUT)
         return {"coap": repository.coap_uri(name), "http": repository.http_uri(name)}
 
+    def update(
+        self,
+        endpoint: str,
+        package: bytes | str | FsPath,
+        *,
+        method: str = "push",
+        protocol: str = "coap",
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Any:
+        """Update one registered device and wait for the outcome (the seed's four steps).
+
+        A synchronous front to :func:`labkit.fota.update` on the lab's server and repository;
+        ``options`` are passed through (``block_size``, ``cancel_after``, ...). ``timeout`` is
+        the no-progress timeout of the update (default 60 s); the call itself is bounded by
+        the update's own timeouts. Returns a :class:`~labkit.fota.Outcome`.
+        """
+        from labkit.fota import update
+
+        no_progress = 60.0 if timeout is None else timeout
+        overall = options.pop("overall_timeout", 10 * no_progress)
+        if method == "pull":
+            options.setdefault("repository", self.repository)
+        work = update(
+            self.server,
+            endpoint,
+            package,
+            method=method,
+            protocol=protocol,
+            timeout=no_progress,
+            overall_timeout=overall,
+            clock=self._core.clock,
+            **options,
+        )
+        return self.call(work, timeout=overall + CALL_GRACE)
+
     @property
     def seed(self) -> int:
         return self._core.seed

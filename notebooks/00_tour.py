@@ -40,7 +40,6 @@ PACKAGE_SIZE = 16_384 if FAST else 131_072  # bytes of firmware to PUSH
 
 # %%
 from labkit import Lab, exercises
-from labkit.fota import update
 from labkit.plots import plot_state_timeline
 
 lab = Lab().start()
@@ -89,7 +88,7 @@ lab.publish("app-2.0.0.bin", firmware)
 # happened, and how long each stage took.
 
 # %%
-outcome = lab.call(update(lab.server, "sim-0001", firmware, method="push"))
+outcome = lab.update("sim-0001", firmware, method="push")
 outcome
 
 # %% [markdown]
