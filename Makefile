@@ -20,13 +20,13 @@ lab: $(STAMP)
 	$(BIN)/labkit lab --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/ruff check labkit tests benchmarks notebooks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check labkit tests benchmarks
-	$(BIN)/ruff format --check labkit tests benchmarks
+	$(BIN)/ruff check labkit tests benchmarks notebooks
+	$(BIN)/ruff format --check labkit tests benchmarks notebooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
