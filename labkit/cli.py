@@ -392,8 +392,11 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         type=Path,
+        nargs="?",
+        const=Path("data/devices"),
         metavar="DIR",
-        help="keep the device's flash (slots, state.json) in DIR/<endpoint> across runs",
+        help="keep the device's flash (slots, state.json) in DIR/<endpoint> across runs "
+        "(DIR defaults to data/devices); without it the flash is a temporary folder",
     )
 
 

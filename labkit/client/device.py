@@ -20,8 +20,15 @@ Choices a lab user may want to know:
   1 from the first block on; non-final blocks get 2.31 Continue with Block1 echoed. Block sizes
   16..1024 are accepted as the sender chose them.
 * After Execute /5/0/2 the device answers 2.04 first; the install runs in a task that waits
-  :attr:`SimulatedDevice.install_delay` (so the State 3 notification leaves), closes the socket,
-  runs the installer, then Registers again from a new ephemeral port (digest 1.6, 9.7).
+  :attr:`SimulatedDevice.install_delay` (so the State 3 notification leaves), closes the socket
+  (the "reboot"), lets the bootloader verify the image with imgtool, swap slots, self-test and
+  confirm (or roll back), then Registers again from a new ephemeral port (digest 1.6, 9.7)
+  with State 0 and Result 1, 5 or 8.
+* The device has a hardware model (:mod:`labkit.client.model`): two flash slots and
+  ``state.json`` on disk (every boot starts from them, so a power cut is survived), a RAM
+  buffer, a battery, and faults by name (:mod:`labkit.sim.faults`) that strike at seeded
+  points, each a ``fault`` event. A request the device cannot answer (power cut, link down)
+  is held unanswered, as a dead device would leave it.
 * Notification attributes pmin/pmax/gt/lt/st are evaluated with the injected clock; waiting uses
   the event loop's timers, so the clock must run at the loop's speed.
 * Queue mode (``b=UQ`` / ``Q``) is announced but not simulated: the device stays reachable.
@@ -38,6 +45,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,11 +54,22 @@ from aiocoap import resource
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
+from labkit.client.bootloader import Bootloader
 from labkit.client.firmware import (
     FirmwareAgent,
     InstallOutcome,
-    default_installer,
+    LinkDown,
+    PowerCut,
+    StoreError,
     strip_tlv_header,
+)
+from labkit.client.model import (
+    DEFAULT_FLASH_SIZE,
+    DEFAULT_RAM,
+    Battery,
+    FaultPlan,
+    FaultTiming,
+    FlashStorage,
 )
 from labkit.client.store import (
     ObjectStore,
@@ -105,6 +124,7 @@ _MULTI_ONLY = frozenset({ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat
 _BACKOFF_FIRST = 0.5  # s, first Register retry; doubles per attempt
 _BACKOFF_MAX = 8.0
 _EPS = 1e-3
+_MAX_HOLD = 60.0  # s: a request held by a power cut is released when the socket closes
 
 
 async def open_udp_context(
@@ -144,6 +164,23 @@ async def open_udp_context(
 
 def _nothing() -> None:
     pass
+
+
+def _forget_pending_acks(ctx: aiocoap.Context) -> None:
+    """Cancel aiocoap's empty-ACK timers of requests still being answered.
+
+    A request held unanswered (power cut, link drop) leaves a timer in aiocoap's message
+    manager that would send an empty ACK on the closed socket after the power-off (aiocoap
+    0.4.17 does not cancel them at shutdown). Uses the udp6 transport internals, as
+    :func:`open_udp_context` does.
+    """
+    for ri in ctx.request_interfaces:
+        mm = getattr(ri, "token_interface", None)
+        pending = getattr(mm, "_piggyback_opportunities", None)
+        if isinstance(pending, dict):
+            for _mid, handle in pending.values():
+                handle.cancel()
+            pending.clear()
 
 
 def _code(text: str) -> Code:
@@ -189,7 +226,16 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
         )
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        return self._device._render(request)
+        device = self._device
+        down = device.link_down_remaining()
+        if down > 0:  # link-drop: nothing gets through until the link is back
+            await device._hold(down)
+            return device._refuse("5.03", "the link was down")
+        response = device._render(request)
+        if response is None:  # power lost or link dropped while handling it: never answered
+            await device._hold(device.link_down_remaining() or _MAX_HOLD)
+            return device._refuse("5.03", "the link was down")
+        return response
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
         self._device._add_observation(request, serverobservation)
@@ -224,15 +270,48 @@ class SimulatedDevice:
     fw_object_version, protocols, delivery:
         /5 object version ("1.0", "1.1", "1.2"), resource 8 and resource 9.
     installer:
-        Decides the outcome of an install from the package bytes (default:
-        :func:`~labkit.client.firmware.default_installer`).
+        A custom install step deciding the outcome from the package bytes, instead of the
+        bootloader (e.g. :func:`~labkit.client.firmware.default_installer`); a device with an
+        installer also skips the package-type check at download end.
     request_timeout:
         Bound of every request the device sends (Register, Update, each download block).
+    flash_size:
+        Bytes of one flash slot: the largest package the device takes (Result 2 above it).
+    ram:
+        Bytes of the RAM buffer for one download block (Result 3 for a larger block); PULL
+        asks for blocks that fit it.
+    battery:
+        Initial /3/0/9 in percent (default: drawn from the seed, 81..100); it drains per
+        block and per install.
+    faults:
+        Fault names of :mod:`labkit.sim.faults` (``no-flash``, ``no-ram``, ``link-drop``,
+        ``corrupt-in-flash``, ``boot-fail``, ``defer``, ``power-loss``, ``no-http``); where
+        and when they strike follows ``seed``. Each is a ``fault`` event when it strikes.
+    fault_timing:
+        Durations of faults (:class:`~labkit.client.model.FaultTiming`).
+    storage_dir:
+        Directory of the device's flash files (``slot-a.bin``, ``slot-b.bin``,
+        ``state.json``); default: a temporary directory made on first use. An existing
+        ``state.json`` there is booted from (the device continues where it was).
+    trusted_key:
+        The PEM key the bootloader trusts; default: the lab key in ``data/keys/`` of the
+        current directory (the one ``labkit image build`` signs with).
+    accept_lab_packages:
+        Also accept the lab's unsigned ``LABKIT-FW <version>`` packages.
+    max_defer_period:
+        Initial /5/0/13 (obj >= 1.1); default 0, or 30 s with the ``defer`` fault.
+    download_retries, retry_delay:
+        How many times a PULL asks again for a block (or reconnects) before Result 4, and
+        the seconds between tries.
+    push_idle_timeout:
+        A PUSH that sends no block for this long ends with Result 4 (nothing stays in
+        State 1 forever).
     """
 
     #: Seconds between answering Execute Update and closing the socket for the install reboot.
     install_delay = 0.2
-    #: Block size exponent asked for in PULL downloads (6 = 1024-byte blocks).
+    #: Block size exponent asked for in PULL downloads (6 = 1024-byte blocks; less if the RAM
+    #: buffer is smaller).
     pull_szx = 6
 
     __slots__ = (
@@ -242,26 +321,39 @@ class SimulatedDevice:
         "_dirty",
         "_failures",
         "_firmware",
+        "_held",
         "_last_ok",
+        "_link_down_until",
         "_links_dirty",
         "_observations",
         "_on_event",
+        "_push_size1",
         "_rng",
         "_site",
         "_tasks",
         "_time_offset",
         "_update_handle",
         "_update_query_lt",
+        "battery",
+        "bootloader",
+        "download_retries",
         "endpoint",
+        "fault_timing",
+        "faults",
+        "flash_size",
         "host",
         "installer",
         "lifetime",
         "location",
         "lwm2m_version",
+        "push_idle_timeout",
         "queue_mode",
+        "ram",
         "registered",
         "request_timeout",
+        "retry_delay",
         "server_uri",
+        "storage",
         "store",
         "user_defers",
         "want_port",
@@ -282,10 +374,22 @@ class SimulatedDevice:
         lwm2m_version: str = "1.1",
         queue_mode: bool = False,
         fw_object_version: str = "1.1",
-        protocols: Iterable[ProtocolSupport] = (ProtocolSupport.COAP,),
+        protocols: Iterable[ProtocolSupport] | None = None,
         delivery: DeliveryMethod = DeliveryMethod.BOTH,
         installer: Callable[[bytes], InstallOutcome] | None = None,
         request_timeout: float = 10.0,
+        flash_size: int = DEFAULT_FLASH_SIZE,
+        ram: int = DEFAULT_RAM,
+        battery: float | None = None,
+        faults: Iterable[str] = (),
+        fault_timing: FaultTiming | None = None,
+        storage_dir: str | FsPath | None = None,
+        trusted_key: str | FsPath | None = None,
+        accept_lab_packages: bool = True,
+        max_defer_period: int | None = None,
+        download_retries: int = 3,
+        retry_delay: float = 0.5,
+        push_idle_timeout: float = 60.0,
     ) -> None:
         split = urlsplit(server_uri)
         if split.scheme != "coap" or not split.hostname:
@@ -316,15 +420,45 @@ class SimulatedDevice:
         self._binding_changed = False  # ... and b= (after a Write of /1/0/7)
         self._failures = 0  # consecutive failed Updates/Registers (back-off exponent)
         self._last_ok = 0.0  # loop time of the last successful Register/Update
+        if flash_size <= 0 or ram < 16:
+            raise ValueError("flash_size must be > 0 and ram >= 16 bytes")
+        self.download_retries = int(download_retries)
+        self.retry_delay = float(retry_delay)
+        self.push_idle_timeout = float(push_idle_timeout)
+        self.faults = FaultPlan(faults, seed)
+        self.fault_timing = fault_timing or FaultTiming()
+        self.flash_size = int(flash_size)
+        self.ram = int(ram)
+        self.storage = FlashStorage(storage_dir, self.flash_size)
+        self.bootloader = Bootloader(
+            key=trusted_key, slot_size=self.flash_size, accept_lab_packages=accept_lab_packages
+        )
+        self._held: set[asyncio.Future[None]] = set()
+        self._link_down_until = 0.0
+        self._push_size1: int | None = None
         #: The simulated user postpones updates (Execute /5/0/2 -> Result 11 while /5/0/13 > 0).
-        self.user_defers = False
+        self.user_defers = "defer" in self.faults
         # Validate the registration parameters now rather than at start().
         register_query(endpoint, self.lifetime, lwm2m_version, self._binding(), queue_mode)
+        if protocols is None:  # what the device can really download with (res 8)
+            protocols = (ProtocolSupport.COAP, ProtocolSupport.HTTP)
+        if "no-http" in self.faults:
+            protocols = tuple(p for p in protocols if p is not ProtocolSupport.HTTP)
+        if max_defer_period is None:
+            max_defer_period = 0
+            if "defer" in self.faults and fw_object_version != "1.0":
+                max_defer_period = self.fault_timing.default_max_defer_period
         machine = FirmwareUpdateMachine(
-            object_version=fw_object_version, protocols=protocols, delivery=delivery
+            object_version=fw_object_version,
+            protocols=protocols,
+            delivery=delivery,
+            max_defer_period=max_defer_period,
         )
         self.store = self._build_store(firmware_version, machine)
-        self._firmware = FirmwareAgent(self, machine)
+        level = self.store.get("/3/0/9") if battery is None else battery
+        self.battery = Battery(float(level), seed)  # type: ignore[arg-type]
+        self.store.set("/3/0/9", self.battery.percent)
+        self._firmware = FirmwareAgent(self, machine, firmware_version)
         self._firmware.sync()
 
     # -- the object model ------------------------------------------------------------------
@@ -447,8 +581,67 @@ class SimulatedDevice:
         pkg = self._firmware.package
         return None if pkg is None else bytes(pkg)
 
+    @property
+    def download_szx(self) -> int:
+        """Block size exponent of PULL requests: ``pull_szx``, or less to fit the RAM buffer."""
+        fit = max(0, min(6, self.ram.bit_length() - 1 - 4))
+        return min(self.pull_szx, fit)
+
+    @property
+    def active_slot(self) -> str:
+        """The flash slot the device runs from ("a" or "b")."""
+        return self._firmware.active
+
+    def active_image(self) -> bytes:
+        """The bytes of the running image, as stored in its flash slot."""
+        agent = self._firmware
+        if not self.storage.materialised:
+            from labkit.client.firmware import factory_image
+
+            return factory_image(self.firmware_version)
+        return self.storage.read_slot(agent.active)
+
     def now(self) -> float:
         return self._clock()
+
+    # -- faults ------------------------------------------------------------------------------
+    def link_down_remaining(self) -> float:
+        """Seconds until the link is back (0 when it is up)."""
+        if not self._link_down_until:
+            return 0.0
+        left = self._link_down_until - asyncio.get_running_loop().time()
+        if left <= 0:
+            self._link_down_until = 0.0
+            return 0.0
+        return left
+
+    def link_down_for(self, seconds: float) -> None:
+        """The link goes down now for ``seconds`` (the ``link-drop`` fault)."""
+        loop = asyncio.get_running_loop()
+        self._link_down_until = max(self._link_down_until, loop.time() + seconds)
+
+    async def _hold(self, seconds: float) -> None:
+        """Never answer (until ``seconds`` pass, or the device powers off)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._held.add(future)
+        try:
+            await asyncio.wait_for(future, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._held.discard(future)
+
+    async def power_loss(self) -> None:
+        """The ``power-loss`` fault: off at once (no De-register), memory lost, then boot from
+        the persisted ``state.json`` after :attr:`FaultTiming.power_off_s`."""
+        self.emit("fault", detail="power-loss")
+        self.emit("reboot", detail="power lost")
+        await self._power_off(timeout=self.request_timeout)
+        agent = self._firmware
+        agent.package = None  # RAM is gone; flash and state.json remain
+        agent.download = None
+        await asyncio.sleep(self.fault_timing.power_off_s)
+        await self._power_on(timeout=max(self.request_timeout, 30.0))
 
     def value(self, path: str | Path) -> Any:
         """The current value of a resource or resource instance (multiple: a dict)."""
@@ -599,19 +792,50 @@ class SimulatedDevice:
     async def _power_on(self, *, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        todo = await self._boot()
+        self._recover_after_boot()
         self._ctx = await asyncio.wait_for(
             open_udp_context(self._site, self.host, self.want_port), timeout
         )
-        self._recover_after_boot()
-        await self._register_with_retry(max(0.0, deadline - loop.time()))
+        try:
+            await self._register_with_retry(max(0.0, deadline - loop.time()))
+        finally:
+            if todo == "pull" and self._ctx is not None and self.fw.state is State.DOWNLOADING:
+                self._firmware.resume_pull()
 
     def _recover_after_boot(self) -> None:
-        """Nothing stays "in progress" across a power cycle (DESIGN 8)."""
-        state = self.fw.state
-        if state is State.DOWNLOADING:
-            self.guarded(self._firmware.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
-        elif state is State.UPDATING:
-            self.guarded(self._firmware.handle, InstallFailed(result=UpdateResult.UPDATE_FAILED))
+        """A hook that runs after :meth:`_boot` restored /5 from flash, before the socket opens.
+
+        Does nothing here; a subclass can model a client that does not persist /5 across a
+        reboot (Zephyr, the Wakaama example: digest 1.6) by resetting the machine.
+        """
+
+    async def _boot(self) -> str | None:
+        """Boot from flash: restore ``state.json`` (nothing stays "in progress" across a power
+        cycle, DESIGN 8): finish an install the bootloader had not swapped yet, roll back an
+        unconfirmed one, resume a PULL, end an interrupted PUSH with Result 4."""
+        record = self.storage.load()
+        agent = self._firmware
+        if record is None:  # nothing persisted (yet): the in-memory view is all there is
+            if self.fw.state is State.DOWNLOADING:
+                self.guarded(agent.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
+            elif self.fw.state is State.UPDATING:
+                self.guarded(agent.handle, InstallFailed(result=UpdateResult.UPDATE_FAILED))
+            return None
+        try:
+            todo = agent.restore(record)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            # An unusable record (edited by hand?): boot the active slot, forget the rest.
+            self.emit("error", detail=f"state.json not usable ({exc!r}); /5 starts afresh")
+            record = {k: record.get(k) for k in ("active", "slots", "battery")}
+            todo = agent.restore(record)
+        while todo == "install":
+            self.emit("note", detail="bootloader: continuing the interrupted install")
+            if agent.run_install():
+                return None
+            await self._power_cut_off()
+            todo = agent.restore(self.storage.load() or record)
+        return todo
 
     async def _power_off(self, *, timeout: float = 5.0) -> None:
         self.registered = False
@@ -626,10 +850,15 @@ class SimulatedDevice:
                 task.cancel()
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
+            _forget_pending_acks(ctx)
             try:
                 await asyncio.wait_for(ctx.shutdown(), timeout)
             except (TimeoutError, OSError) as exc:
                 self.emit("error", detail=f"socket close: {exc!r}")
+        for future in list(self._held):  # requests held unanswered die with the socket
+            if not future.done():
+                future.set_result(None)
+        self._link_down_until = 0.0
 
     # -- registration ----------------------------------------------------------------------
     async def _send(self, msg: aiocoap.Message, timeout: float) -> aiocoap.Message:
@@ -748,12 +977,15 @@ class SimulatedDevice:
             log.exception("%s: event sink failed", self.endpoint)
 
     # -- requests ----------------------------------------------------------------------------
-    def _render(self, request: aiocoap.Message) -> aiocoap.Message:
+    def _render(self, request: aiocoap.Message) -> aiocoap.Message | None:
         method = request.code.name if request.code.is_request() else str(request.code)
         path_text = "/" + "/".join(request.opt.uri_path)
         try:
             path = Path.from_segments(list(request.opt.uri_path))
             response = self._dispatch(request, path)
+            if response is None:
+                self.emit("request", method=method, path=path_text, detail="not answered")
+                return None
         except PathError as exc:
             response = self._refuse("4.04", str(exc))
         except Lwm2mError as exc:
@@ -772,7 +1004,7 @@ class SimulatedDevice:
     def _refuse(code: str, detail: str) -> aiocoap.Message:
         return aiocoap.Message(code=_code(code), payload=detail.encode("utf-8")[:200])
 
-    def _dispatch(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
+    def _dispatch(self, request: aiocoap.Message, path: Path) -> aiocoap.Message | None:
         code = request.code
         if path.is_root:
             raise OperationError.not_allowed(f"{code.name} on /")
@@ -880,6 +1112,8 @@ class SimulatedDevice:
             agent.handle(WritePackage(block_number=0, more=False, data=value))
         elif rid == 1:
             assert isinstance(value, str)
+            if "no-http" in self.faults and value.lower().startswith("http"):
+                self.emit("fault", detail="no-http", path=value)
             agent.handle(WriteUri(uri=value))
         elif rid == 11:
             agent.handle(WriteSeverity(value=int(value)))  # type: ignore[arg-type]
@@ -907,7 +1141,7 @@ class SimulatedDevice:
             self._changed((p,))
 
     # PUSH (Block1 on /5/0/0) -------------------------------------------------------------------
-    def _push(self, request: aiocoap.Message) -> aiocoap.Message:
+    def _push(self, request: aiocoap.Message) -> aiocoap.Message | None:
         cf = request.opt.content_format
         cfn = None if cf is None else int(cf)
         if cfn not in _PACKAGE_FORMATS:
@@ -926,7 +1160,29 @@ class SimulatedDevice:
                 )
         if cfn == 11542 and num == 0:
             data = strip_tlv_header(data)
-        self._firmware.handle(WritePackage(block_number=num, more=more, data=data))
+        if num == 0:
+            size1 = request.opt.size1
+            self._push_size1 = None if size1 is None else int(size1)
+            if block1 is None:
+                self._push_size1 = len(data)
+        agent = self._firmware
+        try:
+            agent.handle(WritePackage(block_number=num, more=more, data=data))
+        except StoreError as exc:
+            self.emit("error", path=str(_PACKAGE), detail=str(exc))
+            self.guarded(agent.handle, DownloadFailed(result=exc.result))
+            if exc.result is UpdateResult.NOT_ENOUGH_FLASH:
+                answer = self._refuse("4.13", str(exc))
+                answer.opt.size1 = self.flash_size
+                return answer
+            return self._refuse("5.00", str(exc))
+        except PowerCut:
+            self.spawn(self.power_loss())
+            return None
+        except LinkDown:
+            self.emit("fault", detail="link-drop", path=str(_PACKAGE))
+            self._push_link_drop()
+            return None
         self.emit(
             "block",
             method="push",
@@ -935,10 +1191,29 @@ class SimulatedDevice:
             block=num,
             bytes=len(request.payload),
         )
+        if not more and self.fw.state in (State.DOWNLOADED, State.UPDATING):
+            failure = agent.finish_download()
+            if failure is not None:
+                self.guarded(agent.handle, DownloadFailed(result=failure))
+                return self._refuse("4.00", "not a firmware image (Result 6)")
         if block1 is None:
             return aiocoap.Message(code=Code.CHANGED)
         echo = BlockOption.BlockwiseTuple(num, more, block1.size_exponent)
         return aiocoap.Message(code=Code.CONTINUE if more else Code.CHANGED, block1=echo)
+
+    def _push_link_drop(self) -> None:
+        """The link is gone mid-push: blocks go unanswered; when it is back, Result 4."""
+        seconds = self.fault_timing.link_drop_s
+        self.link_down_for(seconds)
+        loop = asyncio.get_running_loop()
+
+        def back() -> None:
+            agent = self._firmware
+            if self.fw.state is State.DOWNLOADING and agent.download is not None:
+                self.emit("error", detail="the link is back; the push was lost: Result 4")
+                self.guarded(agent.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
+
+        loop.call_later(seconds, back)
 
     # Execute ------------------------------------------------------------------------------------
     def _execute(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
@@ -964,44 +1239,23 @@ class SimulatedDevice:
         await self.reboot(timeout=self.request_timeout)
 
     async def _install_and_reboot(self) -> None:
-        """After Execute Update: let 2.04 and the State 3 notification go, reboot, install."""
+        """After Execute Update: let 2.04 and the State 3 notification go, then reboot into
+        the bootloader, which verifies, swaps, self-tests and confirms (or rolls back)."""
         await asyncio.sleep(self.install_delay)
+        if self.fw.state is not State.UPDATING:
+            return  # e.g. an auto-upgrade whose package was refused at download end
         image = self.package or b""
         self.emit("reboot", detail="installing firmware", bytes=len(image))
         await self._power_off(timeout=self.request_timeout)
-        old = self.firmware_version
-        try:
-            outcome = (self.installer or default_installer)(image)
-        except Exception as exc:
-            self.emit("error", detail=f"installer failed: {exc!r}")
-            outcome = InstallOutcome(success=False, result=UpdateResult.UPDATE_FAILED)
-        agent = self._firmware
-        if outcome.success:
-            new = outcome.new_version or f"{old}+1"
-            prev = agent.machine
-            agent.machine = FirmwareUpdateMachine.restore(
-                state=State.IDLE,
-                result=UpdateResult.SUCCESS,
-                last_state_change=self.now(),
-                severity=prev.severity,
-                object_version=prev.object_version,
-                protocols=prev.protocols,
-                delivery=prev.delivery,
-                max_defer_period=prev.max_defer_period,
-                auto_upgrade=prev.auto_upgrade,
-            )
-            agent.package = None
-            self.store.set("/3/0/3", new)
-            self.emit("fw_state", state=int(State.IDLE), path="/5/0/3")
-            self.emit("fw_result", result=int(UpdateResult.SUCCESS), path="/5/0/5")
-            self.emit("fw_version", fw_version=new, path="/3/0/3")
-            agent.sync()
-        else:
-            self.guarded(
-                agent.handle,
-                InstallFailed(result=outcome.result, image_usable=outcome.image_usable),
-            )
-        await self._power_on(timeout=self.request_timeout)
+        if not self._firmware.run_install():
+            await self._power_cut_off()
+        await self._power_on(timeout=max(self.request_timeout, 30.0))
+
+    async def _power_cut_off(self) -> None:
+        """Power is lost while the device is already off (an install step): stay off a while."""
+        self.emit("fault", detail="power-loss")
+        self._firmware.package = None
+        await asyncio.sleep(self.fault_timing.power_off_s)
 
     # Create / Delete ---------------------------------------------------------------------------
     def _create(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:

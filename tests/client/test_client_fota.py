@@ -165,8 +165,10 @@ def test_install_failure_keeps_image_when_usable() -> None:
     async def main() -> None:
         async with RdPeer() as server:
             device = await started(server, installer=installer)
+            # a lab package that names no version
+            package = b"LABKIT-FW \n" + b"x" * 100
             resp = await server.request(
-                "sim-1", Code.PUT, "/5/0/0", payload=b"x" * 100, content_format=42
+                "sim-1", Code.PUT, "/5/0/0", payload=package, content_format=42
             )
             assert resp.code == Code.CHANGED
             await server.request("sim-1", Code.POST, "/5/0/2")
@@ -176,7 +178,8 @@ def test_install_failure_keeps_image_when_usable() -> None:
                 UpdateResult.UPDATE_FAILED,
             )
             assert device.firmware_version == "1.0.0"
-            # default installer without a header: old version + "+1"
+            # the bootloader (no custom installer): a lab package without a version
+            # installs old version + "+1"
             device.installer = None
             await server.request("sim-1", Code.POST, "/5/0/2")
             await server.next("register", timeout=10)
@@ -241,13 +244,14 @@ def test_pull_200k_and_missing_uri() -> None:
                 assert resp.code == Code.CHANGED
                 await until(lambda: device.fw.state != State.DOWNLOADING, 10)
                 assert (device.fw.state, device.fw.result) == (State.IDLE, UpdateResult.INVALID_URI)
-                # an unsupported scheme -> Result 9, no download at all
+                # an unsupported scheme (the device lists CoAP and HTTP) -> Result 9, no
+                # download at all
                 resp = await server.request(
                     "sim-1",
                     Code.PUT,
                     "/5/0/1",
                     content_format=0,
-                    payload=b"http://127.0.0.1/fw.bin",
+                    payload=b"coaps://127.0.0.1/fw.bin",
                 )
                 assert resp.code == Code.CHANGED
                 assert device.fw.result == UpdateResult.UNSUPPORTED_PROTOCOL
@@ -317,7 +321,8 @@ def test_stop_during_install_reboot_stays_stopped() -> None:
     async def main() -> None:
         async with RdPeer() as server:
             device = await started(server)
-            await server.request("sim-1", Code.PUT, "/5/0/0", payload=b"p" * 64, content_format=42)
+            package = b"LABKIT-FW 2.0\n" + b"p" * 64
+            await server.request("sim-1", Code.PUT, "/5/0/0", payload=package, content_format=42)
             await server.request("sim-1", Code.POST, "/5/0/2")
             await asyncio.sleep(device.install_delay + 0.01)  # the reboot has begun
             await device.stop(timeout=5)

@@ -24,7 +24,11 @@ def test_observe_state_during_push_and_per_observation_accept() -> None:
             first = await whole.first()
             assert int(first.opt.content_format) == 110
             resp = await server.request(
-                "sim-1", Code.PUT, "/5/0/0", payload=b"abc" * 10, content_format=42
+                "sim-1",
+                Code.PUT,
+                "/5/0/0",
+                payload=b"LABKIT-FW 1.1\n" + b"abc" * 10,
+                content_format=42,
             )
             assert resp.code == Code.CHANGED
             # 0 -> 1 -> 2 in one request: the observer sees the latest value (observe is lossy)

@@ -1,0 +1,124 @@
+"""The fault vocabulary (labkit.sim.faults) and the pure parts of the device model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit.client.model import Battery, FaultPlan, FlashStorage
+from labkit.sim.faults import (
+    FAULT_RESULTS,
+    FAULTS,
+    FaultSpecError,
+    assign_faults,
+    check_faults,
+    parse_fault_spec,
+)
+
+
+def test_the_names_are_the_contract() -> None:
+    assert FAULTS == (
+        "no-flash",
+        "no-ram",
+        "link-drop",
+        "corrupt-in-flash",
+        "boot-fail",
+        "defer",
+        "power-loss",
+        "no-http",
+    )
+    assert set(FAULT_RESULTS) == set(FAULTS)
+
+
+def test_parse_fault_spec() -> None:
+    assert parse_fault_spec("link-drop:0.05,boot-fail:0.05") == {
+        "link-drop": 0.05,
+        "boot-fail": 0.05,
+    }
+    assert parse_fault_spec(" defer : 0.5 ") == {"defer": 0.5}
+    assert parse_fault_spec("") == {}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("gremlins:0.1", "unknown fault 'gremlins'"),
+        ("link-drop", "expected NAME:FRACTION"),
+        ("link-drop:lots", "is not a number"),
+        ("link-drop:1.5", "between 0 and 1"),
+        ("link-drop:-0.1", "between 0 and 1"),
+        ("defer:0.1,defer:0.2", "given twice"),
+        ("defer:0.6,boot-fail:0.6", "more than 1"),
+        ("defer:0.1,,boot-fail:0.1", "empty item"),
+    ],
+)
+def test_bad_specs_say_why(spec: str, message: str) -> None:
+    with pytest.raises(FaultSpecError, match=message):
+        parse_fault_spec(spec)
+
+
+def test_check_faults() -> None:
+    assert check_faults(["defer", "no-http", "defer"]) == {"defer", "no-http"}
+    with pytest.raises(FaultSpecError, match="known faults: no-flash"):
+        check_faults(["nope"])
+
+
+def test_assign_faults_is_deterministic_and_exact() -> None:
+    spec = "link-drop:0.1,boot-fail:0.05,power-loss:0.25"
+    a = assign_faults(spec, 200, seed=7)
+    assert a == assign_faults(parse_fault_spec(spec), 200, seed=7)
+    assert a != assign_faults(spec, 200, seed=8)
+    counts = {name: sum(name in s for s in a) for name in FAULTS}
+    assert counts["link-drop"] == 20 and counts["boot-fail"] == 10
+    assert counts["power-loss"] == 50
+    assert all(len(s) <= 1 for s in a)
+    assert assign_faults("", 3) == [set(), set(), set()]
+    assert assign_faults("defer:1", 0) == []
+    with pytest.raises(FaultSpecError):
+        assign_faults("defer:0.5", -1)
+
+
+def test_fault_plan_is_seeded() -> None:
+    plans = [FaultPlan(["power-loss", "link-drop"], seed=s) for s in range(20)]
+    points = {p.plan_power_cut(8) for p in plans}
+    assert len(points) > 3  # seeds spread the cut points
+    again = FaultPlan(["power-loss"], seed=3)
+    assert again.plan_power_cut(8) == FaultPlan(["power-loss"], seed=3).plan_power_cut(8)
+    plan = FaultPlan(["power-loss"], seed=0)
+    plan.power_cut_point = ("block", 2)
+    assert not plan.cut_now("block", 1) and plan.cut_now("block", 2)
+    assert not plan.cut_now("block", 3)  # once only
+    assert FaultPlan([], seed=0).plan_power_cut(8) is None
+    with pytest.raises(FaultSpecError):
+        FaultPlan(["nope"])
+
+
+def test_battery_drains_deterministically() -> None:
+    a, b = Battery(90, seed=1), Battery(90, seed=1)
+    for _ in range(1000):
+        a.drain_block(1024)
+        b.drain_block(1024)
+    assert a.level == b.level and 84 < a.level < 89
+    assert a.drain_install() < 89
+    with pytest.raises(ValueError):
+        Battery(101)
+
+
+def test_flash_storage_is_atomic_and_lazy(tmp_path: Path) -> None:
+    lazy = FlashStorage(None, 1024)
+    assert not lazy.materialised and lazy.load() is None
+    storage = FlashStorage(tmp_path / "dev", 1024)
+    storage.save({"a": 1})
+    assert storage.load() == {"a": 1} and storage.materialised
+    assert not list((tmp_path / "dev").glob(".*.tmp"))
+    storage.begin_slot("b", 0)
+    storage.append("b", 0, b"abc")
+    storage.append("b", 3, b"def")
+    assert storage.read_slot("b") == b"abcdef"
+    storage.begin_slot("b", 4)
+    assert storage.read_slot("b") == b"abcd"
+    (tmp_path / "dev" / "state.json").write_text("{torn")
+    assert storage.load() is None  # unreadable: boots as from the factory
+    with pytest.raises(ValueError):
+        storage.slot_path("c")
