@@ -20,7 +20,7 @@ from labkit.server.response import (
     Response,
     ServerError,
 )
-from labkit.server.server import QUEUE_AWAKE_WINDOW, LwM2MServer
+from labkit.server.server import QUEUE_AWAKE_WINDOW, LwM2MServer, scaled_tuning
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -37,4 +37,5 @@ __all__ = [
     "Response",
     "ServerError",
     "UnknownRegistration",
+    "scaled_tuning",
 ]

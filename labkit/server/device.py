@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiocoap
 from aiocoap import error as aioerror
-from aiocoap.numbers.constants import Reliable
 from aiocoap.optiontypes import BlockOption
 
 from labkit.lwm2m.formats import ContentFormat, encode
@@ -114,6 +113,12 @@ def _rtype(path: Path) -> ResourceType | None:
         return None
     rdef = resource_def(path.object_id, path.resource_id)
     return None if rdef is None else rdef.type
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a late answer's exception as retrieved (nobody waits for it any more)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _block_szx(block_size: int) -> int:
@@ -393,7 +398,7 @@ class DeviceProxy:
                 code=code,
                 uri_path=self._segments(reg, path),
                 payload=payload,
-                transport_tuning=Reliable(),
+                transport_tuning=server.transport_tuning,
             )
             if content_format is not None:
                 msg.opt.content_format = int(content_format)
@@ -425,8 +430,12 @@ class DeviceProxy:
 
     async def _await(self, pr: Any, timeout: float, op: str, path: Path, method: str) -> Any:
         server = self._server
+        # Shielded: cancelling aiocoap's own response future makes aiocoap fail later with
+        # InvalidStateError when the answer (or its give-up) arrives after our timeout.
+        response = pr.response
+        response.add_done_callback(_retrieve)
         try:
-            return await asyncio.wait_for(pr.response, timeout)
+            return await asyncio.wait_for(asyncio.shield(response), timeout)
         except (TimeoutError, aioerror.TimeoutError) as exc:
             server._emit(
                 "error",
@@ -491,7 +500,7 @@ class DeviceProxy:
                     uri_path=self._segments(reg, path),
                     payload=chunk,
                     content_format=int(fmt),
-                    transport_tuning=Reliable(),
+                    transport_tuning=server.transport_tuning,
                 )
                 msg.opt.block1 = BlockOption.BlockwiseTuple(num, more, szx)
                 if num == 0:

@@ -17,6 +17,11 @@ serving.
 
 Time: lifetimes, expiry and the queue-mode awake window use the injected ``clock`` (the lab's
 clock, simulated when time-scaled); round-trip times are wall-clock (``time.perf_counter``).
+With ``time_scale=X`` (simulated seconds per wall second, see :mod:`labkit.timebase`) the CoAP
+message-layer timers of the requests it sends are divided by ``X`` (:func:`scaled_tuning`):
+ACK_TIMEOUT 2 s (digest 7.5) becomes 20 ms at 100x, so retransmissions happen at the same
+*simulated* times as on a real link. ``request_timeout`` stays a wall-clock bound: the caller
+scales it.
 
 Logging policy (as aiocoap's): DEBUG for normal traffic, WARNING for a misbehaving peer,
 EXCEPTION when a callback of the lab itself fails.
@@ -36,6 +41,7 @@ import aiocoap
 from aiocoap import error as aioerror
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import Reliable, TransportTuning
 
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError
@@ -53,7 +59,7 @@ from labkit.server.response import (
     typed_events,
 )
 
-__all__ = ["QUEUE_AWAKE_WINDOW", "LwM2MServer"]
+__all__ = ["QUEUE_AWAKE_WINDOW", "LwM2MServer", "scaled_tuning"]
 
 log = logging.getLogger("labkit.server")
 
@@ -67,6 +73,30 @@ SEND_FORMATS = frozenset(
 )
 
 Listener = Callable[[str, Registration], None]
+
+
+def scaled_tuning(time_scale: float = 1.0) -> TransportTuning:
+    """aiocoap transport tuning for CON requests with the RFC 7252 timers divided by
+    ``time_scale`` (digest 7.5: ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5, MAX_RETRANSMIT 4,
+    MAX_LATENCY 100 s). ``time_scale=1`` is aiocoap's :class:`~aiocoap.numbers.constants.Reliable`.
+
+    aiocoap reads the timers from each message's ``transport_tuning`` (``messagemanager``:
+    first retransmission after ``uniform(ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR)``, then
+    doubling, ``MAX_RETRANSMIT`` times), so scaling is a property of the request, not a patch
+    of the library.
+    """
+    if not (time_scale > 0):
+        raise ValueError(f"time_scale must be > 0, got {time_scale!r}")
+    if time_scale == 1.0:
+        return Reliable()
+    base = TransportTuning()
+
+    class _Scaled(Reliable):  # type: ignore[misc]
+        ACK_TIMEOUT = base.ACK_TIMEOUT / time_scale
+        MAX_LATENCY = base.MAX_LATENCY / time_scale
+
+    _Scaled.__name__ = _Scaled.__qualname__ = f"ReliableScaled{time_scale:g}x"
+    return _Scaled()
 
 
 class _Reply(Exception):
@@ -127,6 +157,9 @@ class LwM2MServer:
         Seconds between two sweeps for expired registrations (real time).
     queue_awake_window:
         Seconds (lab clock) a queue-mode device stays reachable after it last talked.
+    time_scale:
+        Simulated seconds per wall second (1.0 = real time); divides the CoAP timers of the
+        requests the server sends (:func:`scaled_tuning`). May be changed while running.
     """
 
     def __init__(
@@ -139,6 +172,7 @@ class LwM2MServer:
         request_timeout: float = 10.0,
         expiry_check_interval: float = 1.0,
         queue_awake_window: float = QUEUE_AWAKE_WINDOW,
+        time_scale: float = 1.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -155,6 +189,34 @@ class LwM2MServer:
         self._reg_waiters: list[tuple[str, float | None, asyncio.Future[Registration]]] = []
         self._ctx: aiocoap.Context | None = None
         self._expiry_task: asyncio.Task[None] | None = None
+        self._tuning: TransportTuning = Reliable()
+        self._time_scale = 1.0
+        self.time_scale = time_scale
+
+    @property
+    def time_scale(self) -> float:
+        """Simulated seconds per wall second of the lab's clock (1.0 = real time)."""
+        return self._time_scale
+
+    @time_scale.setter
+    def time_scale(self, value: float) -> None:
+        self._tuning = scaled_tuning(float(value))
+        self._time_scale = float(value)
+
+    @property
+    def transport_tuning(self) -> TransportTuning:
+        """The aiocoap transport tuning of the CON requests this server sends."""
+        return self._tuning
+
+    @property
+    def on_event(self) -> EventSink:
+        """The sink the server's events go to (orchestrators record into the same run)."""
+        return self._on_event
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The lab's clock the server stamps events with."""
+        return self._clock
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:

@@ -1,0 +1,587 @@
+"""A whole simulated campaign in one call: ``labkit simulate`` and :func:`simulate`.
+
+:func:`simulate` builds a :class:`~labkit.runtime.Lab` that records to ``out``, starts N
+:class:`~labkit.client.SimulatedDevice` s, each behind its own link relay
+(:class:`~labkit.linkem.LinkRelay`) with the link of its profile and seed
+(:func:`~labkit.sim.link.device_link`), keeps their /4 values on their traces
+(:class:`~labkit.linkem.LinkFeeder`), builds a real signed MCUboot image of ``image_size``
+bytes (:func:`labkit.repo.images.build_image`), runs a :class:`~labkit.fota.campaign.Campaign`
+with the chosen policy, and saves the run: the event table, the manifest (all parameters, the
+policy's thresholds, the event loop's lag and a ``distorted`` flag) and the campaign's
+summary tables (``campaign_devices.parquet``, ``campaign_waves.parquet``).
+
+Scaled time (:mod:`labkit.timebase`): the lab's clock, the link traces, the server's CoAP
+timers and every campaign timeout run ``time_scale`` times faster than the wall clock. The
+simulated devices do not take a time scale yet, so their own timers stay in wall time: their
+CoAP retransmissions (2-3 s wall on a lost Register or notification), the 0.2 s wall before an
+install reboot and their registration Updates. The run sets their lifetime very long (so no
+Update or expiry happens during a run) and puts wall-clock floors under the campaign's reboot
+bound; their event timestamps are converted to simulated time (:meth:`ScaledClock.stamp`).
+A device class that accepts ``time_scale=`` gets the scale and the run's clock instead.
+
+Faults: ``faults`` (``"link-drop:0.05,boot-fail:0.05"``) are assigned with
+:func:`labkit.sim.faults.assign_faults`. When the device class accepts ``faults=``, it gets
+its set; otherwise the faults this module can reproduce from outside are emulated and the
+others are recorded as not simulated: ``link-drop`` cuts the device's relay halfway through
+the download, ``boot-fail`` and ``corrupt-in-flash`` give the device an installer that fails
+with Result 8 or 5, ``defer`` sets ``user_defers``.
+
+Reproducibility: devices' links, profiles and faults depend only on the seed; the outcome
+table of a run is reproducible when the scenario's outcomes are robust (a link that is clearly
+good or clearly broken at the moments that matter). Timestamps are not: wall-clock scheduling
+moves every event a little (see :mod:`labkit.linkem`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path as FsPath
+from typing import Any
+
+from labkit.events import Event, EventSink, discard
+from labkit.linkem import LinkFeeder, LinkRelay
+from labkit.lwm2m.objects import UpdateResult
+from labkit.sim.link import LinkImpairment, device_link
+from labkit.timebase import LoopLagMonitor, ScaledClock
+
+__all__ = ["SimFleet", "SimulationResult", "run_campaign", "simulate"]
+
+log = logging.getLogger(__name__)
+
+#: Registration lifetime of simulated devices in a scaled run (ten simulated days: no Update
+#: and no expiry within a run, see the module docstring).
+SIM_LIFETIME = 864_000
+
+#: Wall seconds at least for a device's reboot and re-registration (its own timers are not
+#: scaled: install delay 0.2 s plus one lost Register retransmitted after 2-3 s).
+REBOOT_MIN_WALL_S = 6.0
+
+#: Wall seconds at least for every other campaign bound in a scaled run: one CON the device
+#: sends (a separate response, a notification) retransmitted once with its unscaled timers
+#: (ACK_TIMEOUT x ACK_RANDOM_FACTOR = 3 s, digest 7.5).
+MIN_WALL_TIMEOUT_S = 3.5
+
+
+# ---------------------------------------------------------------------------------------------
+# A fleet behind link relays
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class SimMember:
+    """One simulated device of a :class:`SimFleet`."""
+
+    index: int
+    endpoint: str
+    link: LinkImpairment
+    relay: LinkRelay
+    faults: frozenset[str]
+    device: Any = None
+    repo_relay: LinkRelay | None = None
+    emulated: tuple[str, ...] = ()
+    not_simulated: tuple[str, ...] = ()
+
+    @property
+    def profile(self) -> str:
+        return self.link.trace.profile.name
+
+
+class _RepoView:
+    """A repository as one device sees it: PULL URIs point at the device's relay."""
+
+    def __init__(self, repository: Any, relay: LinkRelay) -> None:
+        self._repo = repository
+        self._relay = relay
+
+    def coap_uri(self, name: str) -> str:
+        return f"coap://{self._relay.host}:{self._relay.device_port}{self._repo.path(name)}"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._repo
+
+
+def _failing_installer(result: UpdateResult) -> Callable[[bytes], Any]:
+    from labkit.client.firmware import InstallOutcome
+
+    def install(package: bytes) -> Any:
+        usable = result != UpdateResult.INTEGRITY_CHECK_FAILURE
+        return InstallOutcome(success=False, result=result, image_usable=usable)
+
+    return install
+
+
+class SimFleet:
+    """``count`` simulated devices, each behind its own link relay to ``server``.
+
+    Parameters
+    ----------
+    server:
+        A started :class:`~labkit.server.LwM2MServer`.
+    count:
+        Number of devices.
+    profile:
+        Link profile name (``"mixed"`` draws one per device).
+    seed:
+        The run's seed (links, profiles, faults and device seeds derive from it).
+    clock:
+        The run's :class:`~labkit.timebase.ScaledClock`.
+    links:
+        Explicit links instead of ``device_link(profile, i, seed)`` (experiments, tests).
+    faults:
+        One set of fault names per device (:func:`labkit.sim.faults.assign_faults`).
+    repository:
+        The lab repository; with it every device also gets a relay for PULL downloads.
+    on_event:
+        The run's event sink (device events are re-stamped in simulated time).
+    feed_interval_s:
+        Simulated seconds between periodic /4 updates (:class:`~labkit.linkem.LinkFeeder`);
+        besides, each device's /4 is refreshed whenever a datagram reaches it.
+    cut_s:
+        How long an emulated ``link-drop`` cuts the link (simulated seconds).
+    block_size:
+        Block size of the campaign (an emulated ``link-drop`` counts blocks of at least
+        half that size).
+    image_size:
+        Package size (an emulated ``link-drop`` strikes after half of it).
+    device_kwargs:
+        More keyword arguments for every device.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        count: int,
+        *,
+        profile: str = "mixed",
+        seed: int = 0,
+        clock: ScaledClock,
+        links: Sequence[LinkImpairment] | None = None,
+        faults: Sequence[set[str] | frozenset[str]] | None = None,
+        repository: Any = None,
+        on_event: EventSink = discard,
+        feed_interval_s: float = 600.0,
+        cut_s: float = 3600.0,
+        block_size: int = 1024,
+        image_size: int = 8192,
+        prefix: str = "sim-",
+        host: str = "127.0.0.1",
+        device_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if links is not None and len(links) != count:
+            raise ValueError(f"{len(links)} links for {count} devices")
+        if faults is not None and len(faults) != count:
+            raise ValueError(f"{len(faults)} fault sets for {count} devices")
+        self.server = server
+        self.clock = clock
+        self.repository = repository
+        self.host = host
+        self._sink = on_event
+        self.cut_s = cut_s
+        self.block_size = block_size
+        self.image_size = image_size
+        self.device_kwargs = dict(device_kwargs or {})
+        target = (host, int(server.port))
+        self.members: list[SimMember] = []
+        for i in range(count):
+            link = links[i] if links is not None else device_link(profile, i, seed)
+            endpoint = f"{prefix}{i + 1:04d}"
+            relay = LinkRelay(link, target, clock=clock, host=host, device=endpoint,
+                              on_event=on_event)
+            self.members.append(SimMember(
+                index=i, endpoint=endpoint, link=link, relay=relay,
+                faults=frozenset(faults[i]) if faults is not None else frozenset(),
+            ))
+        self.seed = seed
+        self.feeder = LinkFeeder([], clock=clock, interval_s=feed_interval_s)
+        self.link_origin = 0.0
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def tags(self) -> dict[str, set[str]]:
+        """Endpoint -> tags: the profile name and ``fault:<name>`` for each fault."""
+        return {m.endpoint: {m.profile, *(f"fault:{f}" for f in m.faults)} for m in self.members}
+
+    def member(self, endpoint: str) -> SimMember:
+        for m in self.members:
+            if m.endpoint == endpoint:
+                return m
+        raise KeyError(endpoint)
+
+    def repository_for(self, endpoint: str) -> Any:
+        """The repository as ``endpoint`` sees it (PULL through its link), or the plain one."""
+        member = self.member(endpoint)
+        if member.repo_relay is None:
+            return self.repository
+        return _RepoView(self.repository, member.repo_relay)
+
+    def _device_sink(self, event: Event) -> None:
+        # Devices keep the wall clock for their own timers; their rows go on the simulated axis.
+        self._sink(dataclasses.replace(event, ts=self.clock.stamp(event.ts)))
+
+    def _make_device(self, member: SimMember) -> Any:
+        from labkit.client import SimulatedDevice
+        from labkit.sim.profiles import derive_seed
+
+        accepts = inspect.signature(SimulatedDevice).parameters
+        kwargs: dict[str, Any] = {
+            "lifetime": SIM_LIFETIME,
+            "host": self.host,
+            "on_event": self._device_sink,
+            "seed": derive_seed(self.seed, "sim-device", member.index) & 0x7FFF_FFFF,
+        }
+        if "time_scale" in accepts:  # the device scales its own timers: give it our clock
+            kwargs["time_scale"] = self.clock.scale
+            kwargs["clock"] = self.clock
+            kwargs["on_event"] = self._sink
+        emulated: list[str] = []
+        missing: list[str] = []
+        if member.faults and "faults" in accepts:
+            kwargs["faults"] = set(member.faults)
+        else:
+            for fault in sorted(member.faults):
+                if fault == "boot-fail":
+                    kwargs["installer"] = _failing_installer(UpdateResult.UPDATE_FAILED)
+                elif fault == "corrupt-in-flash":
+                    kwargs["installer"] = _failing_installer(UpdateResult.INTEGRITY_CHECK_FAILURE)
+                elif fault in ("link-drop", "defer"):
+                    pass  # applied below, after construction
+                else:
+                    missing.append(fault)
+                    continue
+                emulated.append(fault)
+        kwargs.update(self.device_kwargs)
+        device = SimulatedDevice(member.endpoint, member.relay.uri, **kwargs)
+        if "defer" in emulated:
+            device.user_defers = True
+        if "link-drop" in emulated:
+            member.relay.cut_after(self.image_size // 2, self.cut_s,
+                                   min_size=max(16, self.block_size // 2))
+        member.emulated, member.not_simulated = tuple(emulated), tuple(missing)
+        return device
+
+    async def start(self, *, timeout: float = 30.0, concurrency: int = 32) -> None:
+        """Start the relays, create and register the devices, start feeding /4.
+
+        Raises
+        ------
+        RuntimeError
+            Naming the devices that did not register within ``timeout`` (wall seconds).
+        """
+        from labkit.runtime import start_devices
+
+        for m in self.members:
+            await m.relay.start()
+            if self.repository is not None:
+                m.repo_relay = LinkRelay(
+                    m.link, (self.host, int(self.repository.coap_port)), clock=self.clock,
+                    host=self.host, device=m.endpoint, on_event=self._sink,
+                )
+                await m.repo_relay.start()
+        for m in self.members:
+            m.device = self._make_device(m)
+            refresh = self.feeder.refresher(m.device, m.link)
+            m.relay.before_delivery = refresh
+            if m.repo_relay is not None:
+                m.repo_relay.before_delivery = refresh
+            for fault in m.not_simulated:
+                self._sink(Event(ts=self.clock(), source="lab", kind="fault", device=m.endpoint,
+                                 detail=f"fault {fault} assigned but not simulated by this "
+                                 "device version"))
+            for fault in m.emulated:
+                self._sink(Event(ts=self.clock(), source="lab", kind="fault", device=m.endpoint,
+                                 detail=f"fault {fault} emulated by the lab"))
+            self.feeder.add(m.device, m.link)
+        self.feeder.tick()  # the first samples, before anyone reads /4
+        errors = await start_devices([m.device for m in self.members], timeout=timeout,
+                                     concurrency=concurrency)
+        failed = [m.endpoint for m, e in zip(self.members, errors, strict=True) if e]
+        self.set_link_origin()
+        self.feeder.start()
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(self.members)} devices did not register "
+                               f"(first: {failed[0]}: {errors[self.endpoints.index(failed[0])]!r})")
+
+    def set_link_origin(self, elapsed: float | None = None) -> None:
+        """Make ``elapsed`` (default: now) time 0 of every device's trace, for relays and /4.
+
+        :meth:`start` calls it once the fleet is registered, so scripted dips count from the
+        moment the fleet is up (the campaign's start), not from the registration burst.
+        """
+        t0 = self.clock.elapsed() if elapsed is None else float(elapsed)
+        self.feeder.t0 = t0
+        for m in self.members:
+            m.relay.t0 = t0
+            if m.repo_relay is not None:
+                m.repo_relay.t0 = t0
+        self.link_origin = t0
+
+    async def stop(self) -> None:
+        """Stop feeding, stop the devices (no De-register), close the relays. Bounded."""
+        await self.feeder.stop()
+        devices = [m.device for m in self.members if m.device is not None]
+        if devices:
+            await asyncio.gather(
+                *(asyncio.wait_for(d.stop(deregister=False, timeout=2.0), 5.0) for d in devices),
+                return_exceptions=True,
+            )
+        for m in self.members:
+            await m.relay.stop()
+            if m.repo_relay is not None:
+                await m.repo_relay.stop()
+
+    def link_table(self) -> list[dict[str, Any]]:
+        """Per device: profile, faults, and the relay's datagram counters."""
+        rows = []
+        for m in self.members:
+            stats = m.relay.stats.as_dict()
+            if m.repo_relay is not None:
+                for k, v in m.repo_relay.stats.as_dict().items():
+                    stats[k] += v
+            rows.append({
+                "device": m.endpoint,
+                "profile": m.profile,
+                "faults": ",".join(sorted(m.faults)),
+                **stats,
+            })
+        return rows
+
+    def typical_rtt_s(self) -> float:
+        """Median simulated round trip of the fleet at each profile's mean signal."""
+        rtts = [2 * m.link.trace.profile.delay_at(m.link.trace.profile.rssi_mean_dbm)
+                for m in self.members]
+        return statistics.median(rtts) if rtts else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# One campaign over a fleet (async), and the whole run (sync)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SimulationResult:
+    """What :func:`run_campaign` returns (and :func:`simulate` saves)."""
+
+    campaign: Any
+    fleet: SimFleet
+    lag: Any
+    wall_s: float
+    typical_rtt_s: float
+
+    @property
+    def distorted(self) -> bool:
+        return bool(self.lag.distorts(self.typical_rtt_s))
+
+
+async def run_campaign(
+    server: Any,
+    package: bytes,
+    *,
+    devices: int,
+    profile: str = "mixed",
+    policy: Any = "threshold",
+    method: str = "push",
+    seed: int = 0,
+    clock: ScaledClock,
+    faults: Sequence[set[str] | frozenset[str]] | None = None,
+    links: Sequence[LinkImpairment] | None = None,
+    repository: Any = None,
+    block_size: int = 1024,
+    on_event: EventSink | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    deadline_s: float = 600.0,
+    start_timeout: float = 60.0,
+    fleet_kwargs: Mapping[str, Any] | None = None,
+    **campaign_kwargs: Any,
+) -> SimulationResult:
+    """Start a :class:`SimFleet` on ``server``, run a campaign over it, stop the fleet.
+
+    ``deadline_s`` (wall seconds) bounds the campaign; when it runs out the campaign is
+    cancelled (its devices end ``cancelled``) and the result is returned all the same.
+    ``campaign_kwargs`` go to :class:`~labkit.fota.campaign.Campaign`.
+    """
+    from labkit.fota.campaign import Campaign
+
+    sink = on_event if on_event is not None else server.on_event
+    started = time.monotonic()
+    fleet = SimFleet(server, devices, profile=profile, seed=seed, clock=clock, links=links,
+                     faults=faults, repository=repository, on_event=sink,
+                     block_size=block_size, image_size=len(package), **dict(fleet_kwargs or {}))
+    monitor = LoopLagMonitor(interval=0.01, scale=clock.scale)
+    try:
+        await fleet.start(timeout=start_timeout)
+        monitor.start()  # the campaign's timings are what the lag distorts
+        options: dict[str, Any] = {
+            "reboot_min_wall_s": REBOOT_MIN_WALL_S if clock.scale > 1 else 0.0,
+            "min_wall_timeout_s": MIN_WALL_TIMEOUT_S if clock.scale > 1 else 0.5,
+            "max_concurrent": 50,
+        }
+        options.update(campaign_kwargs)
+        campaign = Campaign(
+            server, package, fleet=fleet.tags(), policy=policy, method=method,
+            block_size=block_size, clock=clock,
+            repository=fleet.repository_for if repository is not None else None,
+            on_event=sink, on_progress=on_progress, **options,
+        )
+        task = asyncio.get_running_loop().create_task(campaign.run())
+        done, _ = await asyncio.wait({task}, timeout=deadline_s)
+        if not done:
+            campaign.cancel(abort=True)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 30.0)
+        elif task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    finally:
+        lag = await monitor.stop()
+        await fleet.stop()
+    return SimulationResult(campaign=campaign, fleet=fleet, lag=lag,
+                            wall_s=time.monotonic() - started,
+                            typical_rtt_s=fleet.typical_rtt_s())
+
+
+def simulate(
+    devices: int = 10,
+    profile: str = "mixed",
+    policy: str = "threshold",
+    method: str = "push",
+    image_size: int = 8192,
+    faults: str = "",
+    seed: int = 0,
+    time_scale: float = 100.0,
+    out: str | FsPath = "data/runs",
+    *,
+    policy_params: Mapping[str, Any] | None = None,
+    block_size: int = 1024,
+    run_id: str | None = None,
+    links: Sequence[LinkImpairment] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    deadline_s: float = 1800.0,
+    key: str | FsPath | None = None,
+    **campaign_kwargs: Any,
+) -> FsPath:
+    """Run a whole simulated campaign and save it; returns the run directory.
+
+    Parameters
+    ----------
+    devices, profile, seed:
+        Fleet size, link profile (``nb-iot``, ``lte-m``, ``wifi``, ``mixed``) and seed.
+    policy, policy_params:
+        A policy name of :data:`labkit.policy.POLICIES` and its parameters.
+    method:
+        ``"push"`` or ``"pull"`` (PULL over CoAP, through each device's link).
+    image_size:
+        Payload size of the signed MCUboot image, bytes.
+    faults:
+        ``NAME:FRACTION,...`` (see :mod:`labkit.sim.faults`).
+    time_scale:
+        Simulated seconds per wall second.
+    out:
+        Folder of runs; the run is saved in ``out/<run_id>/``.
+    block_size:
+        Block size (PUSH Block1).
+    links:
+        Explicit links instead of the profile's (experiments, tests).
+    on_progress:
+        ``on_progress(finished, total)``, called on the lab's loop thread.
+    deadline_s:
+        Wall-clock bound of the campaign (it is cancelled after that and saved).
+    key:
+        Signing key of the image (default: the lab key, created on first use).
+    campaign_kwargs:
+        More :class:`~labkit.fota.campaign.Campaign` options (waves, retries, thresholds).
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory: ``manifest.json`` (``params``: every parameter above, the policy's
+        thresholds, ``loop_lag`` statistics, ``distorted``, the campaign summary),
+        ``events.parquet``, ``campaign_devices.parquet``, ``campaign_waves.parquet``,
+        ``links.parquet`` (per device datagram counters).
+    """
+    import pandas as pd
+
+    from labkit.policy import make_policy, policy_name, policy_thresholds
+    from labkit.repo.images import build_image
+    from labkit.runtime import Lab
+    from labkit.sim.faults import assign_faults, parse_fault_spec
+
+    fault_fractions = parse_fault_spec(faults) if faults else {}
+    fault_sets = assign_faults(fault_fractions, devices, seed)
+    policy_obj = make_policy(policy, **dict(policy_params or {}))
+    image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
+    clock = ScaledClock(time_scale)
+    FsPath(out).mkdir(parents=True, exist_ok=True)
+    lab = Lab(record=out, seed=seed, clock=clock, run_id=run_id, request_timeout=30.0)
+    with lab:
+        server = lab.server
+
+        def scale_server() -> None:
+            server.time_scale = time_scale
+
+        lab.call(scale_server, timeout=10)
+        repository = lab.repository if method == "pull" else None
+        result: SimulationResult = lab.call(
+            run_campaign(
+                server, image, devices=devices, profile=profile, policy=policy_obj,
+                method=method, seed=seed, clock=clock, faults=fault_sets, links=links,
+                repository=repository, block_size=block_size, on_progress=on_progress,
+                deadline_s=deadline_s, **campaign_kwargs,
+            ),
+            timeout=deadline_s + 120.0,
+        )
+        campaign = result.campaign
+        lag = result.lag
+        distorted = result.distorted
+        params = {
+            "command": "simulate",
+            "devices": devices,
+            "profile": profile,
+            "policy": policy_name(policy_obj),
+            "policy_params": dict(policy_params or {}),
+            "thresholds": policy_thresholds(policy_obj),
+            "method": method,
+            "block_size": block_size,
+            "image_size": image_size,
+            "image_bytes": len(image),
+            "faults": faults,
+            "fault_counts": {f: sum(f in s for s in fault_sets) for f in fault_fractions},
+            "seed": seed,
+            "time_scale": time_scale,
+            "loop_lag": lag.as_dict(),
+            "typical_rtt_s": result.typical_rtt_s,
+            "distorted": distorted,
+            "wall_s": result.wall_s,
+            "campaign": {k: v for k, v in campaign.summary().items()},
+            "campaign_options": {k: v for k, v in campaign_kwargs.items()
+                                 if isinstance(v, int | float | str | bool | list | tuple)},
+            "device_time_scale": "not supported by the device: its timers run in wall time",
+        }
+        if distorted:
+            params["distortion_warning"] = (
+                f"event loop lag p95 {lag.p95_ms:.1f} ms wall = {lag.p95_sim_ms / 1000:.2f} s "
+                f"simulated at {time_scale:g}x, more than 10 % of the typical simulated round "
+                f"trip ({result.typical_rtt_s:.2f} s): simulated timings are distorted by the "
+                "CPU; lower --time-scale or --devices"
+            )
+            lab.emit("note", detail=params["distortion_warning"])
+            log.warning("%s", params["distortion_warning"])
+        lab.recorder.manifest["params"].update(params)
+        run_dir = lab.run_dir
+        assert run_dir is not None
+        campaign.devices().to_parquet(run_dir / "campaign_devices.parquet", index=False)
+        campaign.waves().to_parquet(run_dir / "campaign_waves.parquet", index=False)
+        pd.DataFrame(result.fleet.link_table()).to_parquet(run_dir / "links.parquet",
+                                                           index=False)
+    return FsPath(run_dir)
+
