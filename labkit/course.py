@@ -7,8 +7,10 @@ lives here, tested: the fast mode of ``make test`` (:func:`fast_mode`), lab firm
 :func:`result_table`), bytes on the wire (:func:`wire`, :func:`tlv_fields`,
 :func:`read_formats`), a registration explained (:func:`registration_table`,
 :func:`objects_table`), the story of an update from the event table (:func:`story`), the /5
-machine driven by hand (:func:`walk`) and Mermaid diagrams in notebook output
-(:func:`mermaid`).
+machine driven by hand (:func:`walk`), Mermaid diagrams in notebook output
+(:func:`mermaid`), what a device can download with (:func:`delivery_table`), deliveries
+compared (:func:`compare`) and ``labkit`` commands run in the background with a bound
+(:func:`labkit_command`, :func:`run_in_background`, :func:`free_port`, :func:`shell`).
 
 This module decides nothing about LwM2M and never changes the lab: it reads what the lab,
 the core (:mod:`labkit.lwm2m`) and the event table already know and puts it in front of a
@@ -37,23 +39,40 @@ if TYPE_CHECKING:
     from labkit.lwm2m.fota import FirmwareUpdateMachine
 
 __all__ = [
+    "FAILURE_CASES",
     "FAST_ENV",
+    "Background",
+    "CommandResult",
+    "FailureCase",
     "FormatComparison",
     "Wire",
+    "add_devices_for",
+    "compare",
+    "delivery_table",
+    "failure_matrix",
     "fast_mode",
+    "flash_table",
+    "flip_byte",
+    "free_port",
+    "lab_key",
+    "labkit_command",
     "links_table",
     "log",
     "mermaid",
     "objects_table",
+    "operator_guide",
     "package",
     "read_formats",
     "registration_table",
     "result_table",
     "rules",
+    "run_in_background",
+    "shell",
     "state_table",
     "story",
     "tlv_fields",
     "values_table",
+    "verify_table",
     "walk",
     "wire",
 ]
@@ -209,6 +228,7 @@ def log(
     *,
     kinds: Iterable[str] | None = None,
     last: int | None = None,
+    source: str | None = None,
 ) -> pd.DataFrame:
     """The event table cut down to what a person reads: who, what, where, which answer.
 
@@ -222,6 +242,9 @@ def log(
         Only these kinds (``["request", "response"]``...).
     last:
         Only the last ``last`` rows.
+    source:
+        Only rows written by this side (``"server"``, ``"device"``, ``"repo"``...): a request
+        appears once as sent by the server and once as answered by the device.
 
     Returns
     -------
@@ -242,6 +265,8 @@ def log(
         rows = rows[(rows["device"].astype("string") == device).fillna(False)]
     if kinds is not None:
         rows = rows[rows["kind"].astype("string").isin(list(kinds))]
+    if source is not None:
+        rows = rows[(rows["source"].astype("string") == source).fillna(False)]
     if last is not None:
         rows = rows.tail(last)
     out = rows[[c for c in _LOG_COLUMNS if c in rows.columns]].copy()
@@ -761,3 +786,1076 @@ def mermaid(text: str) -> Any:
     from IPython.display import Markdown
 
     return Markdown(f"```mermaid\n{text.rstrip()}\n```")  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------------------------------
+# PUSH and PULL
+# ---------------------------------------------------------------------------------------------
+
+_DELIVERY_MEANINGS = {
+    0: "the server may only write a Package URI (/5/0/1): PULL",
+    1: "the server may only write the image to /5/0/0: PUSH",
+    2: "PUSH (/5/0/0) or PULL (/5/0/1): the server picks",
+}
+
+
+def delivery_table(values: Mapping[Any, Any]) -> pd.DataFrame:
+    """What a device's /5 says about delivery: every Protocol Support entry (/5/0/8/i) and the
+    Delivery Method (/5/0/9), each with its meaning.
+
+    ``values`` is a Read answer (``device.read("/5/0")``, ``{Path: value}``); other resources
+    in it are ignored. A missing /5/0/8 is a row too: the device lists nothing, and a server
+    may assume CoAP only (the object's default).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``path``, ``name`` (registry name), ``value`` and ``meaning`` (URI scheme and
+        protocol, or what the Delivery Method allows); Protocol Support rows first.
+    """
+    import pandas as pd
+
+    from labkit.lwm2m.objects import DeliveryMethod, ProtocolSupport
+
+    parsed = sorted((Path.parse(p), v) for p, v in values.items())
+    protocols = [(p, v) for p, v in parsed if p.ids[:3] == (5, 0, 8)]
+    delivery = [(p, v) for p, v in parsed if p.ids == (5, 0, 9)]
+    rows: list[dict[str, Any]] = []
+    for path, value in protocols:
+        try:
+            proto = ProtocolSupport(int(value))
+            meaning = f"{proto.scheme}:// — {proto.description}"
+        except (TypeError, ValueError):
+            meaning = "a value the lab does not know: a server ignores it"
+        rows.append({"path": str(path), "value": value, "meaning": meaning})
+    if not protocols:
+        rows.append(
+            {"path": "/5/0/8", "value": "(absent)", "meaning": "nothing listed: CoAP is assumed"}
+        )
+    for path, value in delivery:
+        try:
+            method = DeliveryMethod(int(value))
+            meaning = f"{method.description}: {_DELIVERY_MEANINGS[int(method)]}"
+        except (TypeError, ValueError):
+            meaning = "not a Delivery Method (0 pull, 1 push, 2 both)"
+        rows.append({"path": str(path), "value": value, "meaning": meaning})
+    if not delivery:
+        rows.append({"path": "/5/0/9", "value": "(absent)", "meaning": "not read"})
+    for row in rows:
+        row["name"] = _resource_name(Path.parse(row["path"]))
+    return pd.DataFrame(rows, columns=["path", "name", "value", "meaning"])
+
+
+def _pull_block_size(nbytes: int, blocks: int) -> int | None:
+    """The CoAP block size a PULL used: bytes per block, rounded up to a power of two."""
+    if blocks <= 0 or nbytes <= 0:
+        return None
+    size = 16
+    while size < nbytes / blocks and size < 1024:
+        size *= 2
+    return size
+
+
+def compare(outcomes: Iterable[Any]) -> pd.DataFrame:
+    """Deliveries side by side: one row per :class:`~labkit.fota.Outcome`, with what was sent
+    how, and how long each stage took.
+
+    The block size of a PUSH is the Block1 size the server used; that of a PULL over CoAP is
+    the Block2 size the device asked for (bytes served per block, rounded up to a power of
+    two). HTTP has no blocks: it streams the image over one TCP connection, so ``block_size``,
+    ``blocks`` and ``ms_per_block`` are missing (NA).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``endpoint``, ``delivery`` (a label such as ``"PUSH CoAP 256 B"``),
+        ``method``, ``protocol``, ``block_size`` and ``blocks`` (Int64), ``bytes``,
+        ``download_s`` (until DOWNLOADED), ``ms_per_block`` (download time per block),
+        ``check_s``, ``update_s``, ``reboot_s``, ``total_s`` (float seconds, NaN for a stage
+        not reached) and ``result`` (``"1 SUCCESS"``, ``"- REFUSED"``...); RangeIndex, in
+        the order given.
+    """
+    import pandas as pd
+
+    columns = [
+        "endpoint",
+        "delivery",
+        "method",
+        "protocol",
+        "block_size",
+        "blocks",
+        "bytes",
+        "download_s",
+        "ms_per_block",
+        "check_s",
+        "update_s",
+        "reboot_s",
+        "total_s",
+        "result",
+    ]
+    rows = []
+    for o in outcomes:
+        http = o.protocol == "http"
+        if o.method == "push":
+            block_size = o.block_size
+        else:
+            block_size = None if http else _pull_block_size(o.bytes_sent, o.blocks)
+        blocks = None if http or (o.refused and not o.blocks) else o.blocks
+        label = f"{o.method.upper()} {'HTTP' if http else 'CoAP'}"
+        if block_size:
+            label += f" {block_size} B"
+        per_block = o.download_s * 1000.0 / blocks if blocks and o.download_s is not None else None
+        rows.append(
+            {
+                "endpoint": o.endpoint,
+                "delivery": label,
+                "method": o.method,
+                "protocol": o.protocol,
+                "block_size": block_size,
+                "blocks": blocks,
+                "bytes": int(o.bytes_sent),
+                "download_s": o.download_s,
+                "ms_per_block": per_block,
+                "check_s": o.check_s,
+                "update_s": o.update_s,
+                "reboot_s": o.reboot_s,
+                "total_s": o.duration_s,
+                "result": o.result_line.removeprefix("RESULT "),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("block_size", "blocks"):
+        frame[column] = frame[column].astype("Int64")
+    frame["bytes"] = frame["bytes"].astype("int64")
+    seconds = ["download_s", "ms_per_block", "check_s", "update_s", "reboot_s", "total_s"]
+    frame[seconds] = frame[seconds].astype("float64")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands in the background (notebook 09: a real device's stand-in)
+# ---------------------------------------------------------------------------------------------
+
+#: Seconds a stopped command gets to shut down cleanly before it is killed.
+STOP_GRACE = 5.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A UDP port on ``host`` that is free right now (the OS picks it).
+
+    Another process could take it before you use it; on a lab machine that is rare, and the
+    command that binds it then fails at once instead of hanging.
+    """
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def labkit_command(*args: Any) -> list[str]:
+    """``labkit ARGS...`` as an argument list, run by this Python (the notebook's venv).
+
+    Either one argument per item (``labkit_command("fota", "--listen", address)``) or the
+    whole command line as one string, split as a shell would
+    (``labkit_command(f"fota --listen {address} --method push")``). :func:`shell` shows it
+    to a person as ``labkit ARGS...``.
+    """
+    import shlex
+    import sys
+
+    if len(args) == 1 and isinstance(args[0], str):
+        words = shlex.split(args[0])
+    else:
+        words = [str(a) for a in args]
+    return [sys.executable, "-m", "labkit", *words]
+
+
+def shell(argv: Sequence[Any]) -> str:
+    """A command as a person types it in a terminal: ``labkit fota --listen ...`` for a
+    :func:`labkit_command`, else the arguments quoted as a shell needs them."""
+    import shlex
+    import sys
+
+    words = [str(a) for a in argv]
+    if words[:3] == [sys.executable, "-m", "labkit"]:
+        return shlex.join(["labkit", *words[3:]])
+    return shlex.join(words)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a command run by :func:`run_in_background` ended.
+
+    Attributes
+    ----------
+    command:
+        The command as a person types it (``labkit fota --listen ...``).
+    lines:
+        Everything it printed (stdout and stderr, in order), one line per item.
+    exit_code:
+        Its exit code (negative: killed by that signal).
+    seconds:
+        From start to end.
+    stopped:
+        True when it was stopped from outside (:meth:`Background.stop`) rather than ending
+        on its own.
+    timed_out:
+        True when it was stopped because its time bound ran out.
+    """
+
+    command: str
+    lines: tuple[str, ...]
+    exit_code: int | None
+    seconds: float
+    stopped: bool = False
+    timed_out: bool = False
+
+    @property
+    def result_line(self) -> str | None:
+        """The last ``RESULT ...`` line (``labkit fota``), or None."""
+        return next((line for line in reversed(self.lines) if line.startswith("RESULT ")), None)
+
+    def _status(self) -> str:
+        how = _exit_text(self.exit_code)
+        if self.timed_out:
+            how += ", stopped: its time bound ran out"
+        elif self.stopped:
+            how += ", stopped"
+        return f"{how} after {self.seconds:.1f} s"
+
+    def __str__(self) -> str:
+        return "\n".join([f"$ {self.command}", *self.lines, f"({self._status()})"])
+
+    def __repr__(self) -> str:
+        return f"<CommandResult {self.command!r}: {self._status()}, {len(self.lines)} lines>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        ok = self.exit_code == 0
+        colour = "#00734d" if ok else "#a3370f"
+        body = "\n".join(esc(line) for line in self.lines)
+        return (
+            f"<div><pre style='font-size:11px;white-space:pre-wrap'><b>$ {esc(self.command)}"
+            f"</b>\n{body}</pre><b style='color:{colour}'>{esc(self._status())}</b></div>"
+        )
+
+
+def _kill(proc: Any) -> None:
+    """SIGKILL a background command and whatever it started (its own process group: the
+    ``timeout`` wrapper and the command under it); also its finalizer, so that it never
+    outlives its notebook."""
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (AttributeError, OSError):  # no process groups (Windows), or already gone
+            proc.kill()
+        proc.wait()
+
+
+class Background:
+    """A command running in the background, its output collected line by line.
+
+    Made by :func:`run_in_background`. It never runs longer than ``timeout`` seconds: a timer
+    stops it then (and where coreutils' ``timeout`` exists, the command is wrapped in it, so
+    the bound holds even if the notebook's kernel dies). Use it as a context manager so that
+    it is stopped however the block ends::
+
+        with course.run_in_background(course.labkit_command("device", ...)) as device:
+            ...
+        device.result  # what it printed, and its exit code
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[Any],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        import shutil
+        import subprocess
+        import threading
+        import time
+        import weakref
+
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, not {timeout}")
+        self.argv = [str(a) for a in argv]
+        self.command = shell(self.argv)
+        self.timeout = float(timeout)
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._timed_out = False
+        self._ended: float | None = None
+        wrapper = shutil.which("timeout")
+        bound = (
+            [wrapper, "--kill-after", f"{STOP_GRACE:g}", f"{self.timeout + 1:g}"] if wrapper else []
+        )
+        environment = dict(os.environ if env is None else env)
+        environment.setdefault("PYTHONUNBUFFERED", "1")
+        self._started = time.monotonic()
+        self._proc = subprocess.Popen(
+            [*bound, *self.argv],
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,  # its own process group: Ctrl-C in the notebook spares it
+        )
+        self._finalizer = weakref.finalize(self, _kill, self._proc)
+        self._reader = threading.Thread(target=self._read, name="labkit-course-output")
+        self._reader.daemon = True
+        self._reader.start()
+        self._timer = threading.Timer(self.timeout, self._time_is_up)
+        self._timer.daemon = True
+        self._timer.start()
+
+    # -- output ----------------------------------------------------------------------------
+    def _read(self) -> None:
+        import time
+
+        assert self._proc.stdout is not None
+        with self._proc.stdout:
+            for line in self._proc.stdout:
+                with self._cond:
+                    self._lines.append(line.rstrip("\r\n"))
+                    self._cond.notify_all()
+        self._proc.wait()
+        with self._cond:
+            self._ended = time.monotonic()
+            self._cond.notify_all()
+
+    def _time_is_up(self) -> None:
+        if self._proc.poll() is None:
+            self._timed_out = True
+            self.stop()
+
+    @property
+    def lines(self) -> list[str]:
+        """What the command printed so far."""
+        with self._cond:
+            return list(self._lines)
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def wait_for_line(self, text: str, timeout: float = 10.0) -> str:
+        """Block until the command prints a line containing ``text``; return that line.
+
+        Raises
+        ------
+        TimeoutError
+            When no such line came within ``timeout`` seconds (the output so far is in the
+            message).
+        RuntimeError
+            When the command ended without printing it.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            checked = 0
+            while True:
+                for line in self._lines[checked:]:
+                    if text in line:
+                        return line
+                checked = len(self._lines)
+                if self._ended is not None:
+                    raise RuntimeError(
+                        f"{self.command!r} ended ({_exit_text(self._proc.returncode)}) without "
+                        f"printing {text!r}; it printed: {self._lines[-5:]}"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{self.command!r} printed no line with {text!r} within {timeout:g} s; "
+                        f"so far: {self._lines[-5:]}"
+                    )
+                self._cond.wait(left)
+
+    # -- ending ----------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> CommandResult:
+        """Wait until the command ends by itself (at most ``timeout`` seconds, default: the
+        rest of its time bound), then return its :class:`CommandResult`. A command still
+        running then is stopped (``timed_out``)."""
+        import time
+
+        left = self.timeout - (time.monotonic() - self._started)
+        limit = max(0.0, left if timeout is None else min(timeout, left))
+        with self._cond:
+            self._cond.wait_for(lambda: self._ended is not None, timeout=limit)
+        if self._ended is None:
+            self._timed_out = True
+        return self.stop()
+
+    def stop(self, grace: float = STOP_GRACE) -> CommandResult:
+        """Stop the command if it still runs: SIGTERM (the ``labkit`` commands then shut down
+        cleanly, a device de-registers), SIGKILL after ``grace`` seconds. Returns its
+        :class:`CommandResult`; calling it again returns the same."""
+        import subprocess
+
+        self._timer.cancel()
+        if self._proc.poll() is None:
+            self._stopped = True
+            self._proc.terminate()
+            try:
+                self._proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _kill(self._proc)
+        self._reader.join(grace)
+        result = self.result
+        assert result is not None
+        return result
+
+    @property
+    def result(self) -> CommandResult | None:
+        """The :class:`CommandResult` once the command has ended, else None."""
+        import time
+
+        code = self._proc.poll()
+        if code is None:
+            return None
+        with self._cond:
+            ended = self._ended if self._ended is not None else time.monotonic()
+            lines = tuple(self._lines)
+        return CommandResult(
+            command=self.command,
+            lines=lines,
+            exit_code=code,
+            seconds=ended - self._started,
+            stopped=self._stopped,
+            timed_out=self._timed_out,
+        )
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else _exit_text(self._proc.returncode)
+        return f"<Background {self.command!r}: {state}, {len(self.lines)} lines>"
+
+    def _repr_html_(self) -> str:
+        result = self.result
+        if result is not None:
+            return result._repr_html_()
+        body = "\n".join(html.escape(line) for line in self.lines)
+        return (
+            f"<div><pre style='font-size:11px;white-space:pre-wrap'><b>$ "
+            f"{html.escape(self.command)}</b>\n{body}</pre><i>running</i></div>"
+        )
+
+
+def run_in_background(
+    argv: Sequence[Any],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 60.0,
+) -> Background:
+    """Start ``argv`` (e.g. :func:`labkit_command`) in the background and return at once.
+
+    The command runs at most ``timeout`` seconds; its output (stdout and stderr together) is
+    collected line by line and never reaches the notebook's own stderr. See
+    :class:`Background` for waiting on a line, waiting for the end and stopping it.
+    """
+    return Background(argv, cwd=cwd, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure modes (notebook 05): every Update Result on purpose
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCase:
+    """One row of the failure matrix: one device, one thing that goes wrong, one expected code.
+
+    Attributes
+    ----------
+    endpoint:
+        The device's name (``r05-wrong-key``: the expected code first, so names sort by code).
+    expected:
+        The Update Result (/5/0/5) this case must produce.
+    label:
+        What goes wrong, in a few words.
+    fault:
+        A device fault of :mod:`labkit.sim.faults` (None: a healthy device).
+    package:
+        ``"image"`` (a signed MCUboot image), ``"wrong-key"`` or ``"not-an-image"`` (the
+        :func:`labkit.repo.images.build_image` variants), or None when nothing is published.
+    delivery:
+        ``"push"``, ``"pull coap"``, ``"pull http"``, ``"uri nowhere"`` (a coap:// URI the
+        repository does not have) or ``"uri ftp"`` (a scheme no device speaks).
+    cancel:
+        Execute Cancel (/5/0/10) once DOWNLOADED instead of Update (/5/0/2).
+    """
+
+    endpoint: str
+    expected: int
+    label: str
+    fault: str | None = None
+    package: str | None = "image"
+    delivery: str = "push"
+    cancel: bool = False
+
+
+#: The cases of :func:`failure_matrix`: a success and every failure code 2..11 (two for 5 and
+#: two for 9), one device each.
+FAILURE_CASES: tuple[FailureCase, ...] = (
+    FailureCase("r01-success", 1, "nothing goes wrong"),
+    FailureCase("r02-no-flash", 2, "no room in the download slot", fault="no-flash"),
+    FailureCase("r03-no-ram", 3, "no RAM buffer for a block", "no-ram", delivery="pull coap"),
+    FailureCase("r04-link-drop", 4, "the link goes down", "link-drop", delivery="pull coap"),
+    FailureCase("r05-corrupt-in-flash", 5, "a bit flips in flash", fault="corrupt-in-flash"),
+    FailureCase("r05-wrong-key", 5, "image signed with another key", package="wrong-key"),
+    FailureCase(
+        "r06-not-an-image", 6, "the file is not an image", None, "not-an-image", "pull http"
+    ),
+    FailureCase("r07-uri-nowhere", 7, "the URI points nowhere", None, None, "uri nowhere"),
+    FailureCase("r08-boot-fail", 8, "the new image fails its self-test", fault="boot-fail"),
+    FailureCase("r09-ftp", 9, "a scheme no device speaks (ftp://)", None, None, "uri ftp"),
+    FailureCase("r09-no-http", 9, "http URI, CoAP-only device", "no-http", "image", "pull http"),
+    FailureCase("r10-cancel", 10, "the server cancels", cancel=True),
+    FailureCase("r11-defer", 11, "the user postpones, then accepts", fault="defer"),
+)
+
+#: Firmware version the matrix devices start with, and the one the images carry.
+OLD_VERSION = "1.0.0"
+NEW_VERSION = "2.0.0"
+
+_scratch_keys: Any = None
+
+
+def lab_key(keys_dir: str | os.PathLike[str] | None = None) -> Any:
+    """The private key the course signs images with (Ed25519 PEM, made on first use).
+
+    Default: a scratch folder of this process (removed when it ends), so a notebook never
+    leaves keys behind. The public part, which devices trust, is
+    ``labkit.repo.images.public_key(keys_dir=key.parent)``.
+    """
+    import tempfile
+    from pathlib import Path as FsPath
+
+    from labkit.repo.images import ensure_key
+
+    global _scratch_keys
+    if keys_dir is None:
+        if _scratch_keys is None:
+            _scratch_keys = tempfile.TemporaryDirectory(prefix="labkit-course-keys-")
+        keys_dir = _scratch_keys.name
+    return ensure_key("ed25519", FsPath(keys_dir))
+
+
+def _fast_fault_timing() -> Any:
+    from labkit.client.model import FaultTiming
+
+    # Short faults: a lesson waits seconds, not the 20 s of a realistic link drop.
+    return FaultTiming(power_off_s=0.15, link_drop_s=2.5, defer_s=0.5)
+
+
+def _device_options(key: Any) -> dict[str, Any]:
+    """What every device of notebooks 05 and 06 gets: the lab key's public part to trust,
+    short fault timings and short retries (every wait stays a few seconds)."""
+    from labkit.repo.images import public_key
+
+    return {
+        "firmware_version": OLD_VERSION,
+        "trusted_key": public_key("ed25519", key.parent),
+        "fault_timing": _fast_fault_timing(),
+        "request_timeout": 2.0,
+        "download_retries": 2,
+        "retry_delay": 0.2,
+        "push_idle_timeout": 10.0,
+    }
+
+
+def add_devices_for(lab: Any, cases: Iterable[FailureCase], *, key: Any = None) -> list[Any]:
+    """Add one simulated device per case to ``lab`` (its fault, trusting the lab key's public
+    part); returns their handles. A device of that name already in the lab is reused."""
+    options = _device_options(key if key is not None else lab_key())
+    handles = []
+    for case in cases:
+        handle = lab.device(case.endpoint)
+        if handle.simulated is None:
+            faults = [case.fault] if case.fault else []
+            handle = lab.add_device(case.endpoint, faults=faults, **options)
+        handles.append(handle)
+    return handles
+
+
+def _case_target(lab: Any, case: FailureCase, images: Mapping[str, bytes]) -> tuple[str, Any]:
+    """(``"push"``, bytes) or (``"uri"``, the Package URI) for a case."""
+    if case.delivery == "push":
+        return "push", images[case.package or "image"]
+    if case.delivery == "uri nowhere":
+        return "uri", lab.repository.coap_uri(f"{case.endpoint}-missing.bin")
+    if case.delivery == "uri ftp":
+        return "uri", f"ftp://127.0.0.1/fw/{case.endpoint}.bin"
+    name = f"{case.endpoint}.bin"
+    uris = lab.publish(name, images[case.package or "image"])
+    scheme = case.delivery.removeprefix("pull ")
+    return "uri", uris[scheme]
+
+
+async def _until(predicate: Any, timeout: float) -> bool:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def _drive(
+    lab: Any, case: FailureCase, how: str, what: Any, *, timeout: float
+) -> dict[str, Any]:
+    """One attempt through the lab's server: deliver, Execute Update (or Cancel), wait for the
+    reboot, read State, Result and /3/0/3. Every wait is bounded by ``timeout``."""
+    import asyncio
+    import contextlib
+
+    from labkit.server import ServerError
+
+    server = lab.server
+    sim = lab.device(case.endpoint).simulated
+    proxy = server.device(case.endpoint)
+    quiet = (ServerError, TimeoutError)
+
+    def settled() -> bool:
+        return bool(sim.registered) and sim.fw.state not in (State.DOWNLOADING, State.UPDATING)
+
+    async def read(path: str) -> Any:
+        for _attempt in range(5):
+            with contextlib.suppress(*quiet):
+                response = await proxy.read(path, timeout=2)
+                if response.ok:
+                    return response.value
+            await asyncio.sleep(0.2)
+        return None
+
+    started = asyncio.get_running_loop().time()
+    before = await read("/3/0/3")
+    with contextlib.suppress(*quiet):
+        if how == "push":
+            await proxy.write("/5/0/0", what, block_size=1024)
+        else:
+            await proxy.write("/5/0/1", what)
+    await _until(settled, timeout)
+    if sim.fw.state is State.DOWNLOADED:
+        if case.cancel:
+            with contextlib.suppress(*quiet):
+                await proxy.execute("/5/0/10")
+        else:
+            registered_at = proxy.registration.registered_at
+            for _attempt in range(3):  # a lost Execute is sent again
+                with contextlib.suppress(*quiet):
+                    await proxy.execute("/5/0/2")
+                    break
+            await _until(
+                lambda: sim.fw.state is not State.DOWNLOADED
+                or sim.fw.result is not UpdateResult.DEFERRED,
+                timeout,
+            )
+            with contextlib.suppress(TimeoutError):
+                await server.wait_for_registration(
+                    case.endpoint, timeout=timeout, after=registered_at
+                )
+    await _until(settled, timeout)
+    state, result, after = await read("/5/0/3"), await read("/5/0/5"), await read("/3/0/3")
+    return {
+        "final_state": None if state is None else int(state),
+        "final_result": None if result is None else int(result),
+        "fw_before": None if before is None else str(before),
+        "fw_after": None if after is None else str(after),
+        "seconds": asyncio.get_running_loop().time() - started,
+    }
+
+
+def _reported_results(events: pd.DataFrame, device: str) -> list[int]:
+    """The Update Results a device reported itself, in order, zeros and repeats dropped."""
+    rows = events[
+        (events["device"].astype("string") == device).fillna(False)
+        & (events["kind"].astype("string") == "fw_result").fillna(False)
+        & (events["source"].astype("string") == "device").fillna(False)
+    ]
+    codes: list[int] = []
+    for value in rows.sort_values("seq")["result"]:
+        code = int(value)
+        if code and (not codes or codes[-1] != code):
+            codes.append(code)
+    return codes
+
+
+_MATRIX_COLUMNS = [
+    "device",
+    "case",
+    "fault",
+    "package",
+    "delivery",
+    "expected",
+    "observed",
+    "reported",
+    "result",
+    "final_state",
+    "final_result",
+    "fw_before",
+    "fw_after",
+    "match",
+    "seconds",
+]
+
+
+def failure_matrix(
+    lab: Any,
+    cases: Iterable[FailureCase] = FAILURE_CASES,
+    *,
+    fast: bool | None = None,
+    size: int | None = None,
+    key: Any = None,
+    timeout: float = 30.0,
+) -> pd.DataFrame:
+    """Produce every Update Result on purpose: one device per case, all at once.
+
+    Adds one simulated device per case to ``lab`` (firmware 1.0.0, its fault, trusting the
+    public part of :func:`lab_key`), builds the images (a signed MCUboot 2.0.0 image of
+    ``size`` payload bytes, and the ``wrong-key`` and ``not-an-image`` variants), publishes
+    what is pulled, then runs every attempt concurrently through the lab's server: PUSH to
+    /5/0/0 or a Package URI to /5/0/1, Execute /5/0/2 (or Cancel /5/0/10) once DOWNLOADED,
+    wait for the reboot, read /5/0/3, /5/0/5 and /3/0/3. Each wait is bounded by ``timeout``.
+
+    Parameters
+    ----------
+    fast:
+        Small images (8 KiB instead of 64 KiB); default :func:`fast_mode`.
+
+    Returns
+    -------
+    DataFrame
+        One row per case, in the order given: ``device``, ``case`` (what goes wrong),
+        ``fault`` (or ""), ``package`` (or ""), ``delivery``, ``expected`` (int64),
+        ``observed`` (Int64: the first non-zero Update Result the device reported -- 11 for
+        a deferral that was accepted later), ``reported`` (every code it reported, "11 → 1"),
+        ``result`` (category of Update Result names, of ``observed``: what
+        :func:`labkit.plots.plot_result_counts` counts), ``final_state`` and
+        ``final_result`` (Int64, read by the server at the end), ``fw_before`` and
+        ``fw_after`` (/3/0/3 read before and after), ``match`` (observed == expected) and
+        ``seconds`` (the attempt's duration); RangeIndex.
+    """
+    import asyncio
+
+    import pandas as pd
+
+    from labkit.record.schema import RESULT_DTYPE
+    from labkit.repo.images import build_image
+
+    cases = list(cases)
+    if fast is None:
+        fast = fast_mode()
+    if size is None:
+        size = 8 * 1024 if fast else 64 * 1024
+    key = key if key is not None else lab_key()
+    images = {
+        variant: build_image(
+            version=NEW_VERSION,
+            size=size,
+            key=key,
+            broken=None if variant == "image" else variant,
+            seed=5,
+        )
+        for variant in {c.package or "image" for c in cases}
+    }
+    add_devices_for(lab, cases, key=key)
+    targets = [_case_target(lab, case, images) for case in cases]
+
+    async def run_all() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                asyncio.wait_for(_drive(lab, case, how, what, timeout=timeout), 4 * timeout)
+                for case, (how, what) in zip(cases, targets, strict=True)
+            ),
+            return_exceptions=True,
+        )
+
+    finals = lab.call(run_all(), timeout=4 * timeout + 10)
+    events = lab.events()
+    rows = []
+    for case, final in zip(cases, finals, strict=True):
+        if isinstance(final, BaseException):
+            final = {"error": repr(final)}
+        reported = _reported_results(events, case.endpoint)
+        observed = reported[0] if reported else None
+        rows.append(
+            {
+                "device": case.endpoint,
+                "case": case.label,
+                "fault": case.fault or "",
+                "package": case.package or "",
+                "delivery": case.delivery,
+                "expected": case.expected,
+                "observed": observed,
+                "reported": " → ".join(str(c) for c in reported),
+                "result": None if observed is None else UpdateResult(observed).name,
+                "final_state": final.get("final_state"),
+                "final_result": final.get("final_result"),
+                "fw_before": final.get("fw_before"),
+                "fw_after": final.get("fw_after"),
+                "match": observed == case.expected,
+                "seconds": final.get("seconds"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=_MATRIX_COLUMNS)
+    for column in ("observed", "final_state", "final_result"):
+        frame[column] = frame[column].astype("Int64")
+    frame["expected"] = frame["expected"].astype("int64")
+    frame["result"] = frame["result"].astype(RESULT_DTYPE)
+    frame["match"] = frame["match"].astype(bool)
+    frame["seconds"] = frame["seconds"].astype("float64").round(2)
+    return frame
+
+
+#: Per Update Result: the likely cause in the field, and what an operator does next.
+_OPERATOR_ADVICE: dict[int, tuple[str, str]] = {
+    0: (
+        "no attempt has ended yet, or the state machine was reset",
+        "nothing to judge yet: wait for the attempt, or start one",
+    ),
+    1: (
+        "the new image booted, passed its self-test and confirmed itself",
+        "check /3/0/3 names the new version, then move on to the next wave",
+    ),
+    2: (
+        "the package is larger than the download slot, or the slot is full (logs, data)",
+        "ship a smaller image (a delta, fewer features) or free storage first; retrying the "
+        "same package fails the same way",
+    ),
+    3: (
+        "no RAM buffer for a download block: too large blocks or a busy application",
+        "retry with smaller blocks (256 B), at a quieter moment, or after a reboot",
+    ),
+    4: (
+        "the radio link dropped during the download (coverage, sleep, a timeout)",
+        "retry later, when /4/0/2 and /4/0/3 show a good link; a PULL can resume",
+    ),
+    5: (
+        "the image failed its integrity check: corrupted on the way or in flash, tampered "
+        "with, or signed with a key the device does not trust",
+        "rebuild or re-sign with the right key, check the repository copy's hash, then "
+        "retry; never push the same file again unchecked",
+    ),
+    6: (
+        "the file is not a firmware image for this device (wrong build, wrong file)",
+        "publish the image built for this device type (MCUboot magic in its header)",
+    ),
+    7: (
+        "the Package URI cannot be resolved or the repository answers 4.04 / 404",
+        "fix the URI, publish the file, and check the device can reach the repository",
+    ),
+    8: (
+        "the new image was installed but failed at boot (self-test, crash); the "
+        "bootloader rolled back to the old image",
+        "stop the campaign: the image itself is bad; debug it on a bench device before "
+        "any retry",
+    ),
+    9: (
+        "the URI's scheme is one the device cannot download with (see /5/0/8)",
+        "read /5/0/8 and use a scheme it lists (coap:// for a CoAP-only device), or PUSH",
+    ),
+    10: (
+        "the update was cancelled (Execute /5/0/10) before the install started",
+        "nothing is broken; start a new attempt when you want the update",
+    ),
+    11: (
+        "the user postponed the update, within Maximum Defer Period (/5/0/13)",
+        "wait: the device installs when the user accepts or the period ends",
+    ),
+}
+
+
+def operator_guide() -> pd.DataFrame:
+    """What each Update Result means and what an operator does about it.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``code`` (0..11), ``name`` (SUCCESS ...), ``description`` (the lesson's
+        wording), ``likely_cause`` and ``next_step``; one row per code, RangeIndex.
+    """
+    import pandas as pd
+
+    rows = [
+        {
+            "code": int(r),
+            "name": r.name,
+            "description": r.description,
+            "likely_cause": _OPERATOR_ADVICE[int(r)][0],
+            "next_step": _OPERATOR_ADVICE[int(r)][1],
+        }
+        for r in UpdateResult
+    ]
+    columns = ["code", "name", "description", "likely_cause", "next_step"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Secure boot and rollback (notebook 06)
+# ---------------------------------------------------------------------------------------------
+
+
+def flip_byte(image: bytes, offset: int | None = None) -> bytes:
+    """A copy of ``image`` with one bit of one byte flipped (a tampered or damaged image).
+
+    ``offset`` defaults to the middle of an MCUboot image's payload (past the header), so the
+    header and the TLVs -- version, hash, signature -- stay exactly as they were signed.
+
+    Raises
+    ------
+    ValueError
+        For an empty image or an offset outside it.
+    """
+    data = bytearray(image)
+    if not data:
+        raise ValueError("an empty image has no byte to flip")
+    if offset is None:
+        from labkit.repo.images import ImageFormatError, inspect_image
+
+        try:
+            info = inspect_image(bytes(data))
+            offset = info.header_size + info.image_size // 2
+        except ImageFormatError:
+            offset = len(data) // 2
+    if not 0 <= offset < len(data):
+        raise ValueError(f"offset {offset} is outside the {len(data)}-byte image")
+    data[offset] ^= 0x01
+    return bytes(data)
+
+
+def verify_table(images: Mapping[str, bytes], key: Any = None) -> pd.DataFrame:
+    """Check each image as the device's bootloader does (:func:`labkit.repo.images.verify_image`
+    with the trusted ``key``, default the public part of :func:`lab_key`).
+
+    Returns
+    -------
+    DataFrame
+        One row per image, in the order given: ``image`` (its name), ``bytes``, ``version``
+        (from the header), ``ok`` (bool), ``reason`` ("ok", "bad hash", "bad signature",
+        "bad magic" ...), ``detail``, ``hash_tlv`` (the SHA-256 the image carries, first 16
+        hex digits) and ``hash_now`` (SHA-256 of its header and payload as they are now);
+        RangeIndex.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    from labkit.repo.images import ImageFormatError, inspect_image, public_key, verify_image
+
+    if key is None:
+        key = public_key("ed25519", lab_key().parent)
+    rows = []
+    for name, data in images.items():
+        check = verify_image(data, key=key)
+        try:
+            info = inspect_image(data)
+        except ImageFormatError:
+            carried = now = None
+        else:
+            carried = (info.hash_hex or "")[:16] or None
+            signed_part = data[: info.header_size + info.image_size + info.protected_tlv_size]
+            now = hashlib.sha256(signed_part).hexdigest()[:16]
+        rows.append(
+            {
+                "image": name,
+                "bytes": len(data),
+                "version": check.version,
+                "ok": check.ok,
+                "reason": check.reason,
+                "detail": check.detail,
+                "hash_tlv": carried,
+                "hash_now": now,
+            }
+        )
+    columns = ["image", "bytes", "version", "ok", "reason", "detail", "hash_tlv", "hash_now"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _slot_text(data: bytes) -> str:
+    from labkit.client.bootloader import classify_package
+
+    if not data:
+        return "(empty)"
+    kind = classify_package(data)
+    if kind is None:
+        return f"{len(data)} bytes, not an image"
+    name = "MCUboot image" if kind.kind == "mcuboot" else "lab package"
+    return f"{name} {kind.version or '?'}"
+
+
+def flash_table(lab: Any, endpoints: Iterable[str]) -> pd.DataFrame:
+    """What each simulated device has in its two flash slots, and which one it runs.
+
+    Returns
+    -------
+    DataFrame
+        One row per device: ``device``, ``running`` (the active slot, "a" or "b"),
+        ``slot_a`` and ``slot_b`` (what the slot file holds: "MCUboot image 2.0.0", "lab
+        package 1.0.0", "(empty)"), ``fw_version`` (/3/0/3), ``state`` and ``result``
+        (/5/0/3 and /5/0/5); RangeIndex.
+    """
+    import pandas as pd
+
+    def snapshot() -> list[dict[str, Any]]:
+        rows = []
+        for endpoint in endpoints:
+            sim = lab.device(endpoint).simulated
+            if sim is None:
+                raise LookupError(f"{endpoint} is not a simulated device of this lab")
+            slots = {}
+            for slot in ("a", "b"):
+                data = sim.storage.read_slot(slot) if sim.storage.materialised else b""
+                if slot == sim.active_slot and not data:
+                    data = sim.active_image()
+                slots[slot] = _slot_text(data)
+            rows.append(
+                {
+                    "device": endpoint,
+                    "running": sim.active_slot,
+                    "slot_a": slots["a"],
+                    "slot_b": slots["b"],
+                    "fw_version": sim.firmware_version,
+                    "state": f"{int(sim.fw.state)} {sim.fw.state.name}",
+                    "result": f"{int(sim.fw.result)} {sim.fw.result.name}",
+                }
+            )
+        return rows
+
+    columns = ["device", "running", "slot_a", "slot_b", "fw_version", "state", "result"]
+    return pd.DataFrame(lab.call(snapshot, timeout=10), columns=columns)

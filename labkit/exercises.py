@@ -589,3 +589,244 @@ def _fuo_result_5(answer: Any) -> tuple[bool, str]:
         if any(re.search(rf"\b{k}", words) for k in keywords):
             return False, f"that describes {_result_text(result)}; 5 is a different failure"
     return False, "5 is about the downloaded package itself: look at the seed's result table"
+
+
+# ---------------------------------------------------------------------------------------------
+# 03 PULL versus PUSH
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_path(answer: Any) -> Path | None:
+    try:
+        return Path.parse(answer.strip() if isinstance(answer, str) else answer)
+    except PathError:
+        return None
+
+
+_PACKAGE_URI = Path.of(5, 0, 1)
+
+
+@register(
+    "delivery.pull_resource",
+    notebook="03_pull_vs_push",
+    question=(
+        "To start a PULL, the server writes one resource of the Firmware Update Object. Which "
+        "one? Answer its path like '/5/0/3'."
+    ),
+    hint="Look at the request log of the PULL: which PUT did the server send before the download?",
+    solution="/5/0/1",
+)
+def _delivery_pull_resource(answer: Any) -> tuple[bool, str]:
+    path = _as_path(answer)
+    if path is None:
+        return False, "a path looks like '/5/0/3': object, instance, resource"
+    if path == _PACKAGE_URI:
+        return True, (
+            "/5/0/1 is the Package URI: the server writes where the image is (a coap:// or "
+            "http:// address in the repository) and the device fetches it itself, at its "
+            "earliest opportunity (the lesson's PULL)."
+        )
+    if path.ids[:1] == (5,) and path.ids[2:] == (1,):
+        return False, "the device has only instance 0 of /5, so the path is /5/0/1"
+    reasons: dict[tuple[int, ...], str] = {
+        (5, 0, 0): "/5/0/0 is the Package itself: writing the image there *is* the PUSH",
+        (5, 0, 2): "/5/0/2 is Update, an Execute that comes after the download in both methods",
+        (5, 0, 3): "/5/0/3 is the State; the device sets it, the server only reads it",
+        (5, 0, 8): "/5/0/8 (Protocol Support) is read before a PULL, to pick a scheme",
+        (5, 0, 9): "/5/0/9 (Delivery Method) is read before choosing PUSH or PULL",
+    }
+    return False, reasons.get(path.ids) or _path_name(path)
+
+
+def _words_of(answer: Any) -> set[str] | None:
+    if not isinstance(answer, str):
+        return None
+    return set(_words(answer).split())
+
+
+@register(
+    "delivery.who_decides",
+    notebook="03_pull_vs_push",
+    question=(
+        "In which of the two methods does the LwM2M Server pick the moment the download "
+        "starts? Answer 'push' or 'pull'."
+    ),
+    hint="Read the lesson's two paragraphs again: who starts the transfer of the bytes?",
+    solution="push",
+)
+def _delivery_who_decides(answer: Any) -> tuple[bool, str]:
+    words = _words_of(answer)
+    if not words:
+        return False, "answer with one word, 'push' or 'pull'"
+    push, pull = "push" in words, "pull" in words
+    if push and pull:
+        return False, "the moment is picked by one side only: answer one of the two"
+    if push:
+        return True, (
+            "PUSH: the server sends the image (Block1 writes to /5/0/0) when it decides, "
+            "ideally when Radio Signal Strength and Link Quality (/4) are good."
+        )
+    if pull:
+        return False, (
+            "in PULL the server only writes the Package URI; the device downloads "
+            "“at the earliest available opportunity”, so the device picks the moment"
+        )
+    if "server" in words or "device" in words or "client" in words:
+        return False, "the question asks for the method, 'push' or 'pull', not the side"
+    return False, "the lesson's two methods are PUSH and PULL"
+
+
+_IMAGE_BYTES = 64 * 1024
+_BLOCK = 512
+
+
+def _as_count(answer: Any) -> int | None:
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int):
+        return answer
+    if isinstance(answer, float) and answer.is_integer():
+        return int(answer)
+    if isinstance(answer, str):
+        text = answer.strip().replace(",", "").replace("_", "")
+        return int(text) if re.fullmatch(r"\d+", text) else None
+    return None
+
+
+@register(
+    "delivery.blocks",
+    notebook="03_pull_vs_push",
+    question=(
+        "How many CoAP blocks does a 64 KiB image (65,536 bytes) need at 512-byte blocks? "
+        "Answer a number."
+    ),
+    hint="Divide the image size by the block size; the comparison table has blocks and bytes.",
+    solution=128,
+)
+def _delivery_blocks(answer: Any) -> tuple[bool, str]:
+    count = _as_count(answer)
+    expected = -(-_IMAGE_BYTES // _BLOCK)
+    if count is None:
+        return False, "the answer is a whole number of blocks"
+    if count == expected:
+        return True, (
+            f"{_IMAGE_BYTES:,} / {_BLOCK} = {expected} blocks, each one request answered "
+            "before the next (2.31 Continue, the last one 2.04). At 256 bytes (Zephyr's "
+            "default) it takes 256 round trips, at 1024 only 64: that is why small blocks "
+            "are slower, and slower still on a radio link with a long round trip."
+        )
+    if count == expected - 1:
+        return False, (
+            f"block numbers run from 0 to {expected - 1}, so there are {expected} of them"
+        )
+    for size in (16, 32, 64, 128, 256, 1024):
+        if count == _IMAGE_BYTES // size:
+            return False, f"{count} blocks is the count at {size}-byte blocks, not at {_BLOCK}"
+    if count == expected + 1:
+        return False, f"{_IMAGE_BYTES:,} is a multiple of {_BLOCK}: no partial last block"
+    return False, f"divide the image size ({_IMAGE_BYTES:,} bytes) by the block size ({_BLOCK})"
+
+
+# ---------------------------------------------------------------------------------------------
+# 09 a real device
+# ---------------------------------------------------------------------------------------------
+
+_BLOCK_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+_ZEPHYR_BLOCK = 256
+
+
+@register(
+    "real.zephyr_block_size",
+    notebook="09_real_device",
+    question=(
+        "Which CoAP block size does Zephyr's LwM2M client use by default "
+        "(CONFIG_LWM2M_COAP_BLOCK_SIZE)? Answer in bytes."
+    ),
+    hint="It is in the list of things to check on a real device, and in the fota command.",
+    solution=256,
+)
+def _real_zephyr_block_size(answer: Any) -> tuple[bool, str]:
+    size = _as_count(answer)
+    if size is None:
+        return False, "the answer is a number of bytes, like 64"
+    if size == _ZEPHYR_BLOCK:
+        return True, (
+            "256 bytes. Zephyr also pulls with that size, and a PUSH should use it too "
+            "(`labkit fota --block-size 256`): 1024-byte blocks are the default of aiocoap "
+            "and Wakaama, not of a Zephyr board."
+        )
+    if size not in _BLOCK_SIZES:
+        return False, "CoAP block sizes are powers of two from 16 to 1024 bytes"
+    if size == 1024:
+        return False, "1024 is the default of aiocoap and Wakaama (and Anjay's cap), not Zephyr's"
+    if size == 512:
+        return False, "512 is a common choice on NB-IoT and LTE-M; Zephyr's default is smaller"
+    return False, f"{size} bytes is allowed (Zephyr takes 64..1024), but it is not the default"
+
+
+@register(
+    "real.timeout_exit",
+    notebook="09_real_device",
+    question=(
+        "You start `labkit fota` for a board that never registers (a wrong server address on "
+        "the board). Which exit code does the command return?"
+    ),
+    hint="The exit codes are 0, 1, 2 and 3; the fota run above ended with one of them.",
+    solution=3,
+)
+def _real_timeout_exit(answer: Any) -> tuple[bool, str]:
+    from labkit.fota.outcome import EXIT_FAILURE, EXIT_SUCCESS, EXIT_TIMEOUT, EXIT_USAGE
+
+    code = _as_count(answer)
+    if code is None:
+        return False, "an exit code is a small whole number"
+    if code == EXIT_TIMEOUT:
+        return True, (
+            f"{EXIT_TIMEOUT}: a timeout (the device never registered, got stuck, or never came "
+            f"back after Execute). {EXIT_SUCCESS} is success, {EXIT_FAILURE} another final "
+            f"result or a refusal, {EXIT_USAGE} a usage error."
+        )
+    meanings = {
+        EXIT_SUCCESS: "success, Result 1",
+        EXIT_FAILURE: "a final Update Result other than 1, or a refused request",
+        EXIT_USAGE: "a usage error (bad arguments, an unreadable package)",
+        124: "what coreutils' `timeout` returns; labkit fota has a code of its own",
+    }
+    if code in meanings:
+        return False, f"{code} means {meanings[code]}; a board that never came is something else"
+    return False, "labkit fota exits with 0, 1, 2 or 3"
+
+
+_FW_VERSION = Path.of(3, 0, 3)
+
+
+@register(
+    "real.version_path",
+    notebook="09_real_device",
+    question=(
+        "After an update, which resource do you read to be sure the board runs the new "
+        "firmware, even on a client that forgets /5 when it reboots? Answer a path."
+    ),
+    hint="Not in /5: the Device object (/3) says what is running.",
+    solution="/3/0/3",
+)
+def _real_version_path(answer: Any) -> tuple[bool, str]:
+    path = _as_path(answer)
+    if path is None:
+        return False, "a path looks like '/5/0/3': object, instance, resource"
+    if path == _FW_VERSION:
+        return True, (
+            "/3/0/3, Firmware Version of the Device object: it names what runs. Zephyr and "
+            "Wakaama do not keep /5 across the reboot and come back with State 0 and Result "
+            "0, so a server must check /3/0/3 (labkit judges success by it then)."
+        )
+    reasons: dict[tuple[int, ...], str] = {
+        (5, 0, 5): (
+            "Update Result 1 says the attempt succeeded, but a client that does not keep /5 "
+            "across the reboot comes back with 0 there"
+        ),
+        (5, 0, 3): "State is 0 (IDLE) both before and after an update",
+        (5, 0, 7): "PkgVersion is what the package announced, not what runs",
+        (5, 0, 6): "PkgName is the package's name, not what runs",
+    }
+    return False, reasons.get(path.ids) or _path_name(path)

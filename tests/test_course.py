@@ -231,3 +231,135 @@ def test_links_table_of_a_discover(lab) -> None:  # type: ignore[no-untyped-def]
     assert links.loc[0, "path"] == "/5/0"
     row = links.set_index("path").loc["/5/0/3"]
     assert row["name"] == "State" and row["link"] == "</5/0/3>"
+
+
+# -- PUSH and PULL (notebook 03) --------------------------------------------------------------
+
+
+def test_delivery_table_explains_protocols_and_method() -> None:
+    values = {Path.parse("/5/0/8/0"): 0, Path.parse("/5/0/8/1"): 2, "/5/0/9": 2, "/5/0/3": 0}
+    table = course.delivery_table(values)
+    assert list(table.columns) == ["path", "name", "value", "meaning"]
+    assert table["path"].tolist() == ["/5/0/8/0", "/5/0/8/1", "/5/0/9"]
+    assert table.loc[0, "meaning"].startswith("coap://")
+    assert table.loc[1, "meaning"].startswith("http://")
+    assert table.loc[2, "name"] == "Firmware Update Delivery Method"
+    assert "the server picks" in table.loc[2, "meaning"]
+
+
+def test_delivery_table_of_a_silent_or_odd_device() -> None:
+    table = course.delivery_table({"/5/0/8/0": 42, "/5/0/9": 7})
+    assert "does not know" in table.loc[0, "meaning"]
+    assert "not a Delivery Method" in table.loc[1, "meaning"]
+    absent = course.delivery_table({"/5/0/3": 0})
+    assert absent["value"].tolist() == ["(absent)", "(absent)"]
+    assert "CoAP is assumed" in absent.loc[0, "meaning"]
+
+
+def _outcome(**kwargs):  # type: ignore[no-untyped-def]
+    from labkit.fota import Outcome
+
+    base = {"endpoint": "sim", "started_at": 100.0, "finished_at": 101.5, "success": True}
+    base["result"] = UpdateResult.SUCCESS
+    return Outcome(**{**base, **kwargs})
+
+
+def test_compare_tabulates_push_pull_and_http() -> None:
+    outcomes = [
+        _outcome(method="push", protocol="coap", block_size=256, blocks=256, bytes_sent=65536,
+                 download_s=0.512, check_s=0.01, update_s=0.01, reboot_s=0.2),
+        _outcome(method="pull", protocol="coap", blocks=65, bytes_sent=65600, download_s=0.13),
+        _outcome(method="pull", protocol="http", bytes_sent=65536, download_s=0.02),
+        _outcome(method="pull", protocol="http", refused=True, success=False, result=None),
+    ]  # fmt: skip
+    table = course.compare(outcomes)
+    assert list(table.columns[:7]) == [
+        "endpoint", "delivery", "method", "protocol", "block_size", "blocks", "bytes",
+    ]  # fmt: skip
+    assert table["delivery"].tolist() == [
+        "PUSH CoAP 256 B", "PULL CoAP 1024 B", "PULL HTTP", "PULL HTTP",
+    ]  # fmt: skip
+    assert table.loc[0, "ms_per_block"] == pytest.approx(2.0)
+    assert table.loc[1, "block_size"] == 1024  # 65600 B in 65 blocks: 1024-byte blocks
+    assert pd.isna(table.loc[2, "blocks"]) and pd.isna(table.loc[2, "ms_per_block"])
+    assert table.loc[0, "total_s"] == pytest.approx(1.5)
+    assert table["result"].tolist()[:3] == ["1 SUCCESS"] * 3
+    assert table.loc[3, "result"] == "- REFUSED" and pd.isna(table.loc[3, "download_s"])
+    assert str(table["blocks"].dtype) == "Int64"
+    assert course.compare([]).empty
+
+
+# -- commands in the background (notebook 09) -------------------------------------------------
+
+
+def test_labkit_command_and_shell() -> None:
+    import sys
+
+    argv = course.labkit_command("fota --listen 127.0.0.1:5683 --package 'my fw.bin'")
+    assert argv[:3] == [sys.executable, "-m", "labkit"]
+    assert argv[3:] == ["fota", "--listen", "127.0.0.1:5683", "--package", "my fw.bin"]
+    assert course.labkit_command("device", "--seed", 3)[3:] == ["device", "--seed", "3"]
+    assert course.shell(argv) == "labkit fota --listen 127.0.0.1:5683 --package 'my fw.bin'"
+    assert course.shell(["echo", "a b"]) == "echo 'a b'"
+
+
+def test_free_port_is_bindable() -> None:
+    import socket
+
+    port = course.free_port()
+    assert 0 < port < 65536
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def _python(code: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", code]
+
+
+def test_background_collects_lines_and_exit_code() -> None:
+    code = (
+        "import sys; print('one'); print('RESULT 1 SUCCESS'); "
+        "sys.stderr.write('err\\n'); sys.exit(3)"
+    )
+    with course.run_in_background(_python(code), timeout=30) as job:
+        assert job.wait_for_line("RESULT", timeout=20) == "RESULT 1 SUCCESS"
+        result = job.wait()
+    assert result.exit_code == 3 and not result.stopped and not result.timed_out
+    assert result.lines == ("one", "RESULT 1 SUCCESS", "err")
+    assert result.result_line == "RESULT 1 SUCCESS"
+    assert job.result == result and job.stop() == result  # stopping again changes nothing
+    assert "exit code 3" in str(result) and str(result).startswith("$ ")
+    assert "RESULT 1 SUCCESS" in result._repr_html_() and "exit code 3" in repr(result)
+
+
+def test_background_is_stopped_at_the_end_of_its_block() -> None:
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    with course.run_in_background(_python(code), timeout=30) as job:
+        job.wait_for_line("ready", timeout=20)
+        assert job.running and "running" in job._repr_html_()
+    result = job.result
+    assert result is not None and result.stopped and not result.timed_out
+    assert result.exit_code != 0 and "stopped" in str(result)
+
+
+def test_background_never_outlives_its_bound() -> None:
+    job = course.run_in_background(_python("import time; time.sleep(60)"), timeout=1)
+    result = job.wait()
+    assert result.timed_out and result.seconds < 10
+    assert "time bound ran out" in str(result)
+    assert not job.running
+
+
+def test_wait_for_line_says_why_it_gave_up() -> None:
+    quick = course.run_in_background(_python("print('hello')"), timeout=30)
+    with quick, pytest.raises(RuntimeError, match="without printing"):
+        quick.wait_for_line("RESULT", timeout=20)
+    code = "import time; print('x', flush=True); time.sleep(60)"
+    slow = course.run_in_background(_python(code), timeout=30)
+    with slow, pytest.raises(TimeoutError, match="so far"):
+        slow.wait_for_line("RESULT", timeout=0.5)
+    assert slow.result is not None and slow.result.stopped
+    with pytest.raises(ValueError):
+        course.run_in_background(_python("pass"), timeout=0)

@@ -278,3 +278,122 @@ def test_result_5_right(answer: str) -> None:
 def test_result_5_wrong_with_reason(answer: Any, why: str) -> None:
     verdict = check("fuo.result_5", answer)
     assert not verdict.right and why in verdict.why
+
+
+# -- 03 PULL versus PUSH ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["/5/0/1", "5/0/1", " /5/0/1 "])
+def test_pull_resource_right(answer: str) -> None:
+    verdict = check("delivery.pull_resource", answer)
+    assert verdict.right and "Package URI" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("/5/0/0", "*is* the PUSH"),
+        ("/5/0/2", "after the download"),
+        ("/5/0/8", "pick a scheme"),
+        ("/5/0/9", "PUSH or PULL"),
+        ("/5/1/1", "only instance 0"),
+        ("/3/0/3", "Firmware Version of Device"),
+        ("uri", "a path looks like"),
+    ],
+)
+def test_pull_resource_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("delivery.pull_resource", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["push", "PUSH", " Push ", "the push method"])
+def test_who_decides_right(answer: str) -> None:
+    assert check("delivery.who_decides", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("pull", "earliest available opportunity"),
+        ("push or pull", "one side only"),
+        ("the server", "not the side"),
+        (1, "one word"),
+    ],
+)
+def test_who_decides_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("delivery.who_decides", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [128, "128", " 128 ", 128.0])
+def test_blocks_right(answer: Any) -> None:
+    verdict = check("delivery.blocks", answer)
+    assert verdict.right and "65,536 / 512 = 128" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (64, "at 1024-byte blocks"),
+        (256, "at 256-byte blocks"),
+        (127, "from 0 to 127"),
+        (129, "no partial last block"),
+        (100, "divide the image size"),
+        ("many", "whole number"),
+    ],
+)
+def test_blocks_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("delivery.blocks", answer)
+    assert not verdict.right and why in verdict.why
+
+
+# -- 09 a real device --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [256, "256"])
+def test_zephyr_block_size_right(answer: Any) -> None:
+    assert check("real.zephyr_block_size", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(1024, "aiocoap"), (512, "NB-IoT"), (64, "not the default"), (300, "powers of two")],
+)
+def test_zephyr_block_size_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("real.zephyr_block_size", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [3, "3"])
+def test_timeout_exit_right(answer: Any) -> None:
+    assert check("real.timeout_exit", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [(0, "success"), (1, "refused"), (2, "usage"), (124, "coreutils")]
+)
+def test_timeout_exit_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("real.timeout_exit", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_timeout_exit_agrees_with_the_command() -> None:
+    from labkit.fota.outcome import EXIT_TIMEOUT, Outcome
+
+    stuck = Outcome(endpoint="board", method="push", protocol="coap", timed_out=True)
+    assert stuck.exit_code == EXIT_TIMEOUT == EXERCISES["real.timeout_exit"].solution
+
+
+@pytest.mark.parametrize("answer", ["/3/0/3", "3/0/3"])
+def test_version_path_right(answer: str) -> None:
+    verdict = check("real.version_path", answer)
+    assert verdict.right and "Firmware Version" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("/5/0/5", "comes back with 0"), ("/5/0/3", "before and after"), ("/5/0/7", "announced")],
+)
+def test_version_path_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("real.version_path", answer)
+    assert not verdict.right and why in verdict.why
