@@ -113,6 +113,7 @@ from labkit.lwm2m.objects import (
 from labkit.lwm2m.paths import Path
 from labkit.lwm2m.registration import register_links, register_query, update_delay
 from labkit.lwm2m.values import Value
+from labkit.sim.faults import check_faults
 
 __all__ = ["InstallOutcome", "SimulatedDevice", "open_udp_context"]
 
@@ -315,6 +316,7 @@ class SimulatedDevice:
     pull_szx = 6
 
     __slots__ = (
+        "_base_protocols",
         "_binding_changed",
         "_clock",
         "_ctx",
@@ -442,6 +444,8 @@ class SimulatedDevice:
         register_query(endpoint, self.lifetime, lwm2m_version, self._binding(), queue_mode)
         if protocols is None:  # what the device can really download with (res 8)
             protocols = (ProtocolSupport.COAP, ProtocolSupport.HTTP)
+        protocols = tuple(ProtocolSupport(p) for p in protocols)
+        self._base_protocols = protocols  # what clear_fault("no-http") gives back
         if "no-http" in self.faults:
             protocols = tuple(p for p in protocols if p is not ProtocolSupport.HTTP)
         if max_defer_period is None:
@@ -605,6 +609,77 @@ class SimulatedDevice:
         return self._clock()
 
     # -- faults ------------------------------------------------------------------------------
+    def inject_fault(self, name: str) -> None:
+        """Give the device fault ``name`` from now on, as if it had been built with it.
+
+        ``no-http`` drops HTTP from /5/0/8 at once (observers are notified); ``defer`` makes
+        the simulated user postpone the next Execute Update and, when /5/0/13 is 0, sets it
+        as at construction (obj >= 1.1); ``power-loss`` arms one new power cut; the others
+        (``no-flash``, ``no-ram``, ``link-drop``, ``corrupt-in-flash``, ``boot-fail``) strike
+        at the next download or install -- a transfer already running keeps its plan. Emits a
+        ``fault`` event with detail ``"injected NAME"``. Runs on the device's event loop
+        (from another thread: ``lab.call(lambda: device.inject_fault(name))``).
+
+        Raises
+        ------
+        ValueError
+            For a name that is not in :data:`labkit.sim.faults.FAULTS` (the message lists
+            them); the device is left unchanged.
+        """
+        (name,) = check_faults([name])
+        plan = self.faults
+        plan.faults = plan.faults | {name}
+        self.emit("fault", detail=f"injected {name}")
+        if name == "power-loss":
+            plan.power_cut_point = None  # chosen afresh when the next transfer starts
+            plan.power_cut_done = False
+        elif name == "no-http":
+            self._set_protocols(p for p in self.fw.protocols if p is not ProtocolSupport.HTTP)
+        elif name == "defer":
+            self.user_defers = True
+            machine = self.fw
+            if machine.object_version != "1.0" and machine.max_defer_period == 0:
+                period = self.fault_timing.default_max_defer_period
+                self.guarded(self._firmware.handle, WriteMaxDeferPeriod(value=period))
+
+    def clear_fault(self, name: str) -> None:
+        """Take fault ``name`` away again (a ``note`` event says so; no-op if it is absent).
+
+        ``no-http`` gives HTTP back to /5/0/8 when the device had it; ``defer`` stops the
+        user from postponing (/5/0/13 keeps its value: the server may have written it);
+        a planned link drop, bit flip or power cut of a running transfer is called off.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not in :data:`labkit.sim.faults.FAULTS`.
+        """
+        (name,) = check_faults([name])
+        plan = self.faults
+        if name not in plan:
+            return
+        plan.faults = plan.faults - {name}
+        agent = self._firmware
+        if name == "power-loss":
+            plan.power_cut_point = None
+        elif name == "link-drop":
+            agent._link_drop_at = None
+        elif name == "corrupt-in-flash":
+            agent._corrupt_at = None
+        elif name == "no-http":
+            now = self.fw.protocols
+            self._set_protocols(
+                p for p in self._base_protocols if p in now or p is ProtocolSupport.HTTP
+            )
+        elif name == "defer":
+            self.user_defers = False
+        self.emit("note", detail=f"fault {name} cleared")
+
+    def _set_protocols(self, protocols: Iterable[ProtocolSupport]) -> None:
+        """New /5/0/8 (Firmware Update Protocol Support): machine, store and observers."""
+        self.fw.protocols = tuple(dict.fromkeys(protocols))
+        self._firmware.sync()
+
     def link_down_remaining(self) -> float:
         """Seconds until the link is back (0 when it is up)."""
         if not self._link_down_until:

@@ -98,7 +98,6 @@ def test_set_link_changes_the_devices_link(lab: Lab, closing: Any) -> None:
     wait_until(lambda: any("RSSI -121 dBm" in m for m in panel.messages), timeout=2)
 
 
-@pytest.mark.skipif(not HAS_INJECT, reason="SimulatedDevice.inject_fault is not there yet")
 def test_an_injected_fault_strikes_the_next_update(lab: Lab, closing: Any) -> None:
     panel = closing(FaultPanel(lab))
     panel.devices.value = ("sim-0002",)
