@@ -21,7 +21,9 @@ that every registered solution is judged right.
 
 from __future__ import annotations
 
+import functools
 import html
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -728,6 +730,147 @@ def _delivery_blocks(answer: Any) -> tuple[bool, str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# 08 analysing runs (the answers come from the sample runs in data/samples)
+# ---------------------------------------------------------------------------------------------
+
+_POLICIES = ("always", "threshold")
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_outcomes() -> pd.DataFrame:
+    from labkit.record import campaign_outcomes
+    from labkit.samples import sample_path
+
+    return campaign_outcomes([sample_path(f"campaign-{p}") for p in _POLICIES])
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_capture_addresses() -> tuple[str, ...]:
+    from labkit.record import import_capture
+    from labkit.samples import CAPTURE_NAME, sample_path
+
+    return tuple(import_capture(sample_path(CAPTURE_NAME)).devices.get("sim-0001", ()))
+
+
+def _as_share(answer: Any) -> float | None:
+    """A share in [0, 1] from 0.82, 82, "82 %", "0.82"; None when it is not one."""
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int | float):
+        value, percent = float(answer), False
+    elif isinstance(answer, str):
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|percent)?\s*", answer)
+        if found is None:
+            return None
+        value, percent = float(found[1]), found[2] is not None
+    else:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    if percent or value > 1:
+        value /= 100
+    return value if value <= 1 else None
+
+
+@register(
+    "analysis.connection_lost",
+    notebook="08_analysing_runs",
+    question=(
+        "How many devices of the threshold campaign sample ended with CONNECTION_LOST "
+        "(Result 4)? Answer a number, then look at those devices' faults."
+    ),
+    hint="Look at the row 4 CONNECTION_LOST of result_counts(outcomes, by='policy').",
+    solution=3,
+)
+def _analysis_connection_lost(answer: Any) -> tuple[bool, str]:
+    count = _as_count(answer)
+    if count is None:
+        return False, "the answer is a whole number of devices"
+    outcomes = _sample_outcomes()
+    lost = outcomes[outcomes["result"] == "CONNECTION_LOST"]
+    devices = {p: sorted(map(str, lost.loc[lost["policy"] == p, "device"])) for p in _POLICIES}
+    cut = lost[lost["faults"].astype("string").str.contains("link-drop").fillna(False)]
+    n_cut = int((cut["policy"] == "threshold").sum())
+    mine = devices["threshold"]
+    if count == len(mine):
+        same = (
+            "the same devices"
+            if devices["always"] == mine
+            else (f"{len(devices['always'])} devices")
+        )
+        return True, (
+            f"{len(mine)} ({', '.join(mine)}); {n_cut} of them have the link-drop fault, whose "
+            f"link is cut halfway through the download. Policy always lost {same}: waiting "
+            "for a good signal cannot avoid a link that is cut during the transfer."
+        )
+    if count == len(devices["always"]):
+        return False, "that is the count of the always campaign; look at the threshold rows"
+    return False, "count the CONNECTION_LOST row of the threshold policy"
+
+
+@register(
+    "analysis.threshold_success",
+    notebook="08_analysing_runs",
+    question=(
+        "What share of the 50 devices of the threshold campaign sample were updated "
+        "successfully? Answer a fraction (0.5) or a percentage ('50 %')."
+    ),
+    hint="outcomes[outcomes['policy'] == 'threshold']['success'].mean(), or the stats table.",
+    solution=0.88,
+)
+def _analysis_threshold_success(answer: Any) -> tuple[bool, str]:
+    share = _as_share(answer)
+    if share is None:
+        return False, "the answer is a share: a fraction from 0 to 1 or a percentage"
+    outcomes = _sample_outcomes()
+    mine = outcomes[outcomes["policy"] == "threshold"]
+    ok, n = int(mine["success"].sum()), len(mine)
+    with_result = int(mine["result"].notna().sum())
+    truth = ok / n
+    if abs(share - truth) <= 0.005:
+        return True, (
+            f"{ok} of {n} devices run firmware 2.0.0 afterwards: {truth:.0%}. Of the other "
+            f"{n - ok}, {with_result - ok} failed with the result in the table and "
+            f"{n - with_result} ended without any."
+        )
+    if with_result and abs(share - ok / with_result) <= 0.005:
+        return False, (
+            f"{ok} of {with_result} is the share among devices that reported a result; the "
+            f"question asks about all {n} devices"
+        )
+    other = outcomes[outcomes["policy"] == "always"]["success"].mean()
+    if abs(share - other) <= 0.005:
+        return False, "that is the share of the always campaign, not of threshold"
+    return False, f"count the threshold campaign's successful devices and divide by {n}"
+
+
+@register(
+    "analysis.capture_ports",
+    notebook="08_analysing_runs",
+    question=(
+        "From how many different UDP ports did sim-0001 talk to the server in the capture "
+        "push-update.pcap? Answer a number."
+    ),
+    hint="The capture's summary lists its devices; capture.devices gives their addresses.",
+    solution=2,
+)
+def _analysis_capture_ports(answer: Any) -> tuple[bool, str]:
+    count = _as_count(answer)
+    if count is None:
+        return False, "the answer is a whole number of ports"
+    addresses = _sample_capture_addresses()
+    if count == len(addresses):
+        return True, (
+            f"{', then '.join(addresses)}: the device registered again after rebooting into "
+            "its new firmware, from a new ephemeral port. The server (and an import) follows "
+            "the endpoint name of the Register, not the address."
+        )
+    if count < len(addresses):
+        return False, "the device registered more than once: look at every registration"
+    return False, "count the addresses of sim-0001 in capture.devices"
+
+
+# ---------------------------------------------------------------------------------------------
 # 09 a real device
 # ---------------------------------------------------------------------------------------------
 
@@ -830,3 +973,501 @@ def _real_version_path(answer: Any) -> tuple[bool, str]:
         (5, 0, 6): "PkgName is the package's name, not what runs",
     }
     return False, reasons.get(path.ids) or _path_name(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# 05 failure modes
+# ---------------------------------------------------------------------------------------------
+
+
+@register(
+    "failures.integrity_code",
+    notebook="05_failure_modes",
+    question=(
+        "Which Update Result code means that the downloaded image failed its integrity check "
+        "(a bad hash or signature)?"
+    ),
+    hint="Two devices of the failure matrix reported it: the bit flip and the wrong key.",
+    solution=5,
+)
+def _failures_integrity_code(answer: Any) -> tuple[bool, str]:
+    result = _as_enum(answer, UpdateResult)
+    if result is None:
+        return False, "Update Result is a number from 0 to 11 (or a name like SUCCESS)"
+    if result is UpdateResult.INTEGRITY_CHECK_FAILURE:
+        return True, (
+            f"{_result_text(result)}. The bootloader recomputes the image's SHA-256 and checks "
+            "its signature before it boots it; a flipped bit or a foreign key fails that, the "
+            "image is never booted and the old firmware keeps running."
+        )
+    if result is UpdateResult.UNSUPPORTED_PACKAGE_TYPE:
+        return False, (
+            f"{_result_text(result)} is for a file that is not an image at all; an image "
+            "whose check fails is another code"
+        )
+    if result is UpdateResult.UPDATE_FAILED:
+        return False, (
+            f"{_result_text(result)}: the image passed its check, booted, and failed later "
+            "(rolled back)"
+        )
+    return False, f"{_result_text(result)} is another outcome; see the failure matrix"
+
+
+def _fault_named(answer: Any) -> str | None:
+    """The one fault name an answer mentions ("no-ram", "no ram", "NO_RAM"), else None."""
+    from labkit.sim.faults import FAULTS
+
+    if not isinstance(answer, str):
+        return None
+    words = f" {_words(answer)} "
+    found = [f for f in FAULTS if f" {_words(f)} " in words]
+    return found[0] if len(found) == 1 else None
+
+
+@register(
+    "failures.fault_for_3",
+    notebook="05_failure_modes",
+    question="Which fault made a device of the failure matrix report Update Result 3?",
+    hint="Find the row whose observed code is 3 and read its fault column.",
+    solution="no-ram",
+)
+def _failures_fault_for_3(answer: Any) -> tuple[bool, str]:
+    from labkit.sim.faults import FAULT_RESULTS
+
+    fault = _fault_named(answer)
+    if fault is None:
+        if isinstance(answer, int) and not isinstance(answer, bool) and answer == 3:
+            return False, "3 is the code itself; the question asks for the fault's name"
+        return False, "answer with a fault name from the matrix, e.g. 'link-drop'"
+    code = FAULT_RESULTS[fault]
+    if code == int(UpdateResult.OUT_OF_RAM):
+        return True, (
+            f"{fault}: the device had no RAM buffer for a download block, so the download "
+            "stopped at the first block with 3 (“Out of RAM during downloading process”). "
+            "A block larger than the buffer does the same."
+        )
+    if code is None:
+        return False, f"{fault} leaves the device consistent (1, 4 or 8), never 3"
+    return False, f"{fault} leads to {_result_text(UpdateResult(code))}, not to 3"
+
+
+_ROLLBACK_WORDS = ("roll", "revert", "fall back", "fallback", "old image", "previous image")
+_BOOT_WORDS = ("self test", "boot", "crash", "did not start", "failed to start")
+
+
+@register(
+    "failures.result_8_old_version",
+    notebook="05_failure_modes",
+    question=(
+        "A device reports Update Result 8 and /3/0/3 still names the old version. What "
+        "happened to the new image? Answer in a few words."
+    ),
+    hint="Look at the boot-fail device: its story and its firmware lane.",
+    solution="it booted, failed its self-test and the bootloader rolled back to the old image",
+)
+def _failures_result_8(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str) or not _words(answer):
+        return False, "answer in a few words, as text"
+    words = _words(answer)
+    if any(w in words for w in _ROLLBACK_WORDS) or (
+        any(w in words for w in _BOOT_WORDS) and "fail" in words
+    ):
+        return True, (
+            "the image was installed and booted in test mode, failed (its self-test), never "
+            "confirmed itself, and the bootloader rolled back to the old slot: the device runs "
+            "the old version again and reports 8 (“Firmware update failed”)."
+        )
+    if any(w in words for w in ("hash", "signature", "integrity", "tamper", "corrupt")):
+        return False, (
+            "an image that fails its hash or signature check is never booted and gives 5; "
+            "8 comes after the check passed"
+        )
+    if any(w in words for w in ("download", "link", "connection", "ram", "flash", "space")):
+        return False, "a failed download ends with 2, 3 or 4 before any install; 8 comes later"
+    if "cancel" in words or "defer" in words:
+        return False, "a cancel gives 10 and a deferral 11; nothing was installed then"
+    return False, "8 is reported after the install: what did the bootloader do then?"
+
+
+# ---------------------------------------------------------------------------------------------
+# 06 secure boot and rollback
+# ---------------------------------------------------------------------------------------------
+
+_CHECK_WORDS = (
+    "hash",
+    "sha",
+    "signature",
+    "signed",
+    "verif",
+    "integrity",
+    "checksum",
+    "digest",
+    "mismatch",
+)
+
+
+@register(
+    "secureboot.never_booted",
+    notebook="06_secure_boot_and_rollback",
+    question="Why is a tampered image never booted? Answer in a few words.",
+    hint="Compare hash_tlv and hash_now of the tampered copy in the verify table.",
+    solution="its SHA-256 no longer matches the hash in its TLVs, so the bootloader refuses it",
+)
+def _secureboot_never_booted(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str) or not _words(answer):
+        return False, "answer in a few words, as text"
+    words = _words(answer)
+    if any(w in words for w in _CHECK_WORDS):
+        return True, (
+            "before it boots anything, the bootloader recomputes the SHA-256 of header and "
+            "payload and compares it with the hash TLV, then checks the signature over that "
+            "hash with the key it trusts. One changed byte changes the hash: the check fails, "
+            "the image is not booted, the old slot keeps running and the device reports 5."
+        )
+    if "roll" in words or "revert" in words:
+        return False, (
+            "a rollback happens to an image that *was* booted (Result 8); a tampered one "
+            "never gets that far"
+        )
+    if "download" in words or "transfer" in words:
+        return False, "the tampered image downloads fine (State 2); it is stopped later"
+    return False, "what does the bootloader compute and compare before it boots an image?"
+
+
+@register(
+    "secureboot.slot_after_rollback",
+    notebook="06_secure_boot_and_rollback",
+    question=(
+        "The devices run from slot a and download into slot b. Which slot runs after a "
+        "rollback? Answer 'a' or 'b'."
+    ),
+    hint="The flash table shows the running slot of each device.",
+    solution="a",
+)
+def _secureboot_slot_after_rollback(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str):
+        return False, "answer with one letter, 'a' or 'b'"
+    words = set(_words(answer).split())
+    old = bool(words & {"a", "old", "previous", "primary", "original"})
+    new = bool(words & {"b", "new", "secondary"})
+    if old and not new:
+        return True, (
+            "slot a, the old one: the new image ran from slot b in test mode, never "
+            "confirmed itself, and the bootloader swapped back, so /3/0/3 names the old "
+            "version again (MCUboot's test swap and revert)."
+        )
+    if new and not old:
+        return False, (
+            "slot b held the new image, which failed; a rollback goes back to where the "
+            "device came from"
+        )
+    return False, "answer with one slot, 'a' or 'b'"
+
+
+@register(
+    "secureboot.verifying_key",
+    notebook="06_secure_boot_and_rollback",
+    question=(
+        "Which key does the device's bootloader use to verify an image's signature: the "
+        "lab key's private part or its public part?"
+    ),
+    hint="Which of the two files did the devices get as trusted_key?",
+    solution="the public part of the lab key",
+)
+def _secureboot_verifying_key(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str):
+        return False, "answer in words: the private part or the public part"
+    words = set(_words(answer).split())
+    public, private = "public" in words, bool(words & {"private", "secret"})
+    if public and not private:
+        return True, (
+            "the public part: whoever builds images signs them with the private key, which "
+            "never leaves the build machine; devices hold only the public key, which can "
+            "check a signature but cannot make one."
+        )
+    if private and not public:
+        return False, (
+            "the private key makes signatures; a device holding it could be read out and "
+            "used to sign anything, so devices get the other part"
+        )
+    return False, "answer with one part: the private part or the public part"
+
+
+# ---------------------------------------------------------------------------------------------
+# 04 link quality versus PUSH decisions
+# ---------------------------------------------------------------------------------------------
+
+
+def _link_levels() -> dict[str, int]:
+    """The RSSI a weak device of lesson 04 reports in each phase, read from its trace."""
+    from labkit.course import OUTAGE_FROM_S, OUTAGE_UNTIL_S, WEAK_UNTIL_S, weak_links
+
+    trace = weak_links(2, [1])[1].trace
+    return {
+        "weak": trace.sample(1.0).rssi_dbm,
+        "outage": trace.sample((OUTAGE_FROM_S + OUTAGE_UNTIL_S) / 2).rssi_dbm,
+        "good": trace.sample(WEAK_UNTIL_S + 1.0).rssi_dbm,
+    }
+
+
+def _link_threshold() -> float:
+    from labkit.policy import make_policy, policy_thresholds
+
+    return policy_thresholds(make_policy("threshold"))["min_rssi_dbm"]
+
+
+def _as_dbm(answer: Any) -> float | None:
+    """A signal level from -90, -90.0 or "-90 dBm"; None when the answer names none."""
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int | float):
+        return float(answer) if math.isfinite(answer) else None
+    if isinstance(answer, str):
+        found = re.findall(r"[-+−]?\d+(?:\.\d+)?", answer)
+        if len(found) == 1:
+            return float(found[0].replace("−", "-"))
+    return None
+
+
+@register(
+    "link.fewer_result_4",
+    notebook="04_link_quality_vs_push",
+    question=(
+        "Which policy had fewer Result 4 (connection lost) failures in this run: 'always' or "
+        "'threshold'?"
+    ),
+    hint="Look at the result_4 column of the comparison table.",
+    solution="threshold",
+)
+def _link_fewer_result_4(answer: Any) -> tuple[bool, str]:
+    words = _words_of(answer)
+    if not words:
+        return False, "answer with one policy name, 'always' or 'threshold'"
+    always, threshold = "always" in words, "threshold" in words
+    if always and threshold:
+        return False, "one of the two had fewer: answer one name"
+    if threshold:
+        return True, (
+            "threshold: the weak devices reported an RSSI below its -105 dBm, so it waited "
+            "(nothing was sent) and pushed once the signal was back. 'always' pushed into "
+            "the weak link, the outage cut the transfers and the server recorded Result 4. "
+            "The price: the threshold campaign took longer to complete."
+        )
+    if always:
+        return False, (
+            "always pushed at once, also to the weak devices, and their downloads died in the "
+            "outage: look again at result_4"
+        )
+    if words & {"hysteresis", "best", "window", "battery", "floor"}:
+        return False, "this run compared two policies, 'always' and 'threshold'"
+    return False, "the run compared the policies 'always' and 'threshold'"
+
+
+@register(
+    "link.push_rssi",
+    notebook="04_link_quality_vs_push",
+    question=(
+        "At what RSSI (/4/0/2, in dBm) did the threshold policy finally push to the weak devices?"
+    ),
+    hint="The green triangle of the weak device's link plot, or its last_rssi_dbm.",
+    solution=-90,
+)
+def _link_push_rssi(answer: Any) -> tuple[bool, str]:
+    level = _as_dbm(answer)
+    levels = _link_levels()
+    threshold = _link_threshold()
+    if level is None:
+        return False, "answer a signal level in dBm, like -100"
+    if level > 0:
+        return False, "a signal strength in dBm is negative here (-44 is very strong)"
+    if level == levels["good"]:
+        return True, (
+            f"{levels['good']} dBm: once the van had gone the signal was back at "
+            f"{levels['good']} dBm, at or above the threshold {threshold:g} dBm, and the "
+            "next look at /4 gave push."
+        )
+    if level == levels["weak"]:
+        return False, (
+            f"at {levels['weak']} dBm (below {threshold:g}) the policy said wait; it pushed later"
+        )
+    if level == levels["outage"]:
+        return False, (
+            f"{levels['outage']} dBm is the bottom of the scale during the outage: there the "
+            "server could not even read /4, and the policy waited"
+        )
+    if level == threshold:
+        return False, (
+            f"{threshold:g} dBm is the policy's threshold; the question asks for the sample "
+            "it pushed on"
+        )
+    return False, "read the RSSI of the push decision in the weak device's plot or table"
+
+
+_WAIT_CHOICES = {
+    "a": "the device does not pause anything: it had not started a download",
+    "b": "",
+    "c": "a PULL is another decision ('pull'); on 'wait' the server sends nothing at all",
+    "d": "giving up is another decision ('give_up'); after 'wait' the server asks again",
+}
+
+
+@register(
+    "link.wait_meaning",
+    notebook="04_link_quality_vs_push",
+    question=(
+        "What does a 'wait' decision mean for the device? Answer a, b, c or d (the choices "
+        "are in the notebook)."
+    ),
+    hint="Look at a wait row of the decisions table: what happened next, and when?",
+    solution="b",
+)
+def _link_wait_meaning(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str) or _words(answer) not in _WAIT_CHOICES:
+        return False, "answer with one letter, a, b, c or d"
+    letter = _words(answer)
+    if letter == "b":
+        return True, (
+            "b: 'wait' concerns only the server. Nothing is sent to the device, which goes on "
+            "as before; after retry_after_s (60 s here) the server reads /4 again and asks "
+            "the policy once more. In PUSH the server picks the moment."
+        )
+    return False, _WAIT_CHOICES[letter]
+
+
+# ---------------------------------------------------------------------------------------------
+# 07 fleet campaign
+# ---------------------------------------------------------------------------------------------
+
+_FLEET_FAIL_WORDS = ("fail", "refus", "broken", "bad", "error", "reject", "unsupported")
+
+
+@register(
+    "fleet.stopped_why",
+    notebook="07_fleet_campaign",
+    question="Why did wave 1 of the broken release never start? Answer in a few words.",
+    hint="Read the campaign's stop_reason and the stopped_campaign column of its waves.",
+    solution="the canary wave failed",
+)
+def _fleet_stopped_why(answer: Any) -> tuple[bool, str]:
+    if not isinstance(answer, str) or not answer.strip():
+        return False, "answer in a few words"
+    words = _words(answer)
+    canary = "canar" in words
+    failed = any(w in words for w in _FLEET_FAIL_WORDS) or re.search(r"\b6\b", words)
+    if canary and not re.search(r"\bsucce", words):
+        return True, (
+            "the canary failed: both canary devices refused the package (Result 6, not a "
+            "firmware image), more than canary_max_failures = 0, so the campaign stopped "
+            "after the canary wave and every later device was skipped, still on its old "
+            "firmware."
+        )
+    if "threshold" in words or "rate" in words:
+        return False, (
+            "the failure threshold would stop a campaign later, on the share of failures "
+            "among the finished devices; here a rule about the first wave acted first"
+        )
+    if failed or "not firmware" in words or "image" in words:
+        return False, (
+            "that is why the first devices failed; which rule made the campaign stop before wave 1?"
+        )
+    if any(w in words for w in ("pause", "cancel", "user")):
+        return False, "nobody paused or cancelled this campaign: it stopped itself"
+    return False, "look at which wave has stopped_campaign = True, and at stop_reason"
+
+
+_FLEET_DEVICES = 20
+_FLEET_CANARY = 2
+_FLEET_WAVES = (25.0, 50.0, 100.0)
+
+
+@register(
+    "fleet.wave_size",
+    notebook="07_fleet_campaign",
+    question=(
+        "A fleet of 20 devices, a canary of 2, then waves=(25, 50, 100): how many devices "
+        "does wave 1, the first wave after the canary, update?"
+    ),
+    hint="The percentages are cumulative shares of the whole fleet; plan_waves shows it.",
+    solution=3,
+)
+def _fleet_wave_size(answer: Any) -> tuple[bool, str]:
+    from labkit.fota.campaign import plan_waves
+
+    sizes = [len(w) for w in plan_waves(list(range(_FLEET_DEVICES)), _FLEET_CANARY, _FLEET_WAVES)]
+    count = _as_count(answer)
+    if count is None:
+        return False, "the answer is a whole number of devices"
+    if count == sizes[1]:
+        return True, (
+            f"{sizes[1]}: 25 % of 20 is 5 devices updated by the end of wave 1, and 2 of them "
+            f"were the canary. The waves are {sizes}: each percentage says how much of the "
+            "fleet is done when the wave ends."
+        )
+    if count == math.ceil(_FLEET_DEVICES * _FLEET_WAVES[0] / 100):
+        return False, (
+            f"{count} devices are done when wave 1 ends, but the canary's "
+            f"{_FLEET_CANARY} are among them"
+        )
+    if count == _FLEET_CANARY:
+        return False, "that is the canary (wave 0); the question asks for the wave after it"
+    if count in sizes:
+        return False, f"{count} devices is another wave of the plan {sizes}"
+    return False, "percentages are cumulative shares of the whole fleet, canary included"
+
+
+_FLEET_TRANSIENT = UpdateResult.CONNECTION_LOST
+
+
+def _as_results(answer: Any) -> list[Any] | None:
+    if isinstance(answer, UpdateResult | int | str) and not isinstance(answer, bool):
+        single = _as_enum(answer, UpdateResult)
+        if single is not None:
+            return [single]
+    items = _as_sequence(answer) if not isinstance(answer, int | float) else None
+    if not items:
+        return None
+    return [_as_enum(item, UpdateResult) for item in items]
+
+
+@register(
+    "fleet.retry_codes",
+    notebook="07_fleet_campaign",
+    question=(
+        "Which Update Result codes would you let a campaign retry on its own (retry_on)? "
+        "Answer a list of codes."
+    ),
+    hint="Which failure can go away by itself when the same device simply tries again later?",
+    solution=[4],
+)
+def _fleet_retry_codes(answer: Any) -> tuple[bool, str]:
+    results = _as_results(answer)
+    if results is None:
+        return False, "answer a list of Update Result codes, like [2, 3]"
+    if None in results:
+        return False, "Update Results are the codes 0 to 11 (or names like CONNECTION_LOST)"
+    chosen = set(results)
+    why_not = {
+        UpdateResult.INITIAL: "0 is no result at all",
+        UpdateResult.SUCCESS: "1 is success: nothing to retry",
+        UpdateResult.NOT_ENOUGH_FLASH: "2 (no flash) stays until someone frees space",
+        UpdateResult.OUT_OF_RAM: "3 (no RAM) comes back on the next try with the same image",
+        UpdateResult.INTEGRITY_CHECK_FAILURE: "5 means the image is corrupt or badly signed",
+        UpdateResult.UNSUPPORTED_PACKAGE_TYPE: "6: the same package is refused again",
+        UpdateResult.INVALID_URI: "7: the same URI is invalid again",
+        UpdateResult.UPDATE_FAILED: "8: the image failed on the device; retrying rolls out a "
+        "bad image again",
+        UpdateResult.UNSUPPORTED_PROTOCOL: "9: the device will not learn the protocol",
+        UpdateResult.CANCELLED: "10: someone cancelled it on purpose",
+        UpdateResult.DEFERRED: "11: the user deferred; the device resumes by itself",
+    }
+    wrong = sorted(chosen - {_FLEET_TRANSIENT})
+    if chosen == {_FLEET_TRANSIENT}:
+        return True, (
+            "[4]: connection lost is the one failure that can go away by itself (the link "
+            "comes back); a retry after a back-off often succeeds. Every other code says "
+            "something about the image, the device or a decision, and the same attempt would "
+            "fail the same way: those need a person, not a retry."
+        )
+    if wrong:
+        return False, "; ".join(why_not[r] for r in wrong)
+    return False, "one failure may go away by itself when the device simply tries again"

@@ -347,6 +347,68 @@ def test_blocks_wrong_with_reason(answer: Any, why: str) -> None:
     assert not verdict.right and why in verdict.why
 
 
+# -- 08 analysing runs (answers computed from data/samples) -----------------------------------
+
+
+def _sample_truths() -> tuple[int, float, int]:
+    """The answers, computed here the way the notebook computes them."""
+    from labkit.record import campaign_outcomes, import_capture, result_counts
+    from labkit.samples import sample_path
+
+    outcomes = campaign_outcomes([sample_path(f"campaign-{p}") for p in ("always", "threshold")])
+    counts = result_counts(outcomes, by="policy").query("code == 4").set_index("policy")["count"]
+    lost = int(counts.get("threshold", 0))
+    share = float(outcomes.query("policy == 'threshold'")["success"].mean())
+    ports = len(import_capture(sample_path("push-update.pcap")).devices["sim-0001"])
+    return lost, share, ports
+
+
+def test_analysis_solutions_agree_with_the_samples() -> None:
+    lost, share, ports = _sample_truths()
+    assert EXERCISES["analysis.connection_lost"].solution == lost
+    assert abs(EXERCISES["analysis.threshold_success"].solution - share) <= 0.005
+    assert EXERCISES["analysis.capture_ports"].solution == ports
+
+
+def test_connection_lost_right_names_the_devices_and_their_fault() -> None:
+    lost = EXERCISES["analysis.connection_lost"].solution
+    verdict = check("analysis.connection_lost", str(lost))
+    assert verdict.right and "link-drop" in verdict.why and "sim-" in verdict.why
+
+
+def test_connection_lost_wrong_with_reason() -> None:
+    lost = EXERCISES["analysis.connection_lost"].solution
+    assert "threshold policy" in check("analysis.connection_lost", lost + 1).why
+    assert "whole number" in check("analysis.connection_lost", "three").why
+
+
+def test_threshold_success_takes_fractions_and_percentages() -> None:
+    share = EXERCISES["analysis.threshold_success"].solution
+    for answer in (share, share * 100, f"{share * 100:.0f} %", f"{share * 100:.0f}%", str(share)):
+        assert check("analysis.threshold_success", answer).right, answer
+    assert not check("analysis.threshold_success", share + 0.02).right
+
+
+def test_threshold_success_names_the_usual_mistakes() -> None:
+    from labkit.record import campaign_outcomes
+    from labkit.samples import sample_path
+
+    outcomes = campaign_outcomes([sample_path(f"campaign-{p}") for p in ("always", "threshold")])
+    always = float(outcomes.query("policy == 'always'")["success"].mean())
+    if abs(always - EXERCISES["analysis.threshold_success"].solution) > 0.005:
+        verdict = check("analysis.threshold_success", always)
+        assert not verdict.right and "always campaign" in verdict.why
+    mine = outcomes.query("policy == 'threshold'")
+    if mine["result"].isna().any():  # a device without a result: the share among the others
+        among = int(mine["success"].sum()) / int(mine["result"].notna().sum())
+        assert "reported a result" in check("analysis.threshold_success", among).why
+
+
+def test_capture_ports_right_and_wrong() -> None:
+    assert check("analysis.capture_ports", 2).right and check("analysis.capture_ports", "2").right
+    assert "registered more than once" in check("analysis.capture_ports", 1).why
+
+
 # -- 09 a real device --------------------------------------------------------------------------
 
 
@@ -396,4 +458,222 @@ def test_version_path_right(answer: str) -> None:
 )
 def test_version_path_wrong_with_reason(answer: str, why: str) -> None:
     verdict = check("real.version_path", answer)
+    assert not verdict.right and why in verdict.why
+
+
+# -- 05 failure modes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [5, "5", "INTEGRITY_CHECK_FAILURE", UpdateResult(5)])
+def test_integrity_code_right(answer: Any) -> None:
+    verdict = check("failures.integrity_code", answer)
+    assert verdict.right and "never booted" in verdict.why
+
+
+@pytest.mark.parametrize(("answer", "why"), [(6, "not an image"), (8, "rolled back"), (4, "")])
+def test_integrity_code_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("failures.integrity_code", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["no-ram", "NO_RAM", "the no ram fault"])
+def test_fault_for_3_right(answer: str) -> None:
+    assert check("failures.fault_for_3", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("link-drop", "leads to 4"), ("power-loss", "1, 4 or 8"), (3, "the code itself")],
+)
+def test_fault_for_3_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("failures.fault_for_3", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_fault_for_3_agrees_with_the_fault_table() -> None:
+    from labkit.sim.faults import FAULT_RESULTS
+
+    assert FAULT_RESULTS[EXERCISES["failures.fault_for_3"].solution] == 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "rollback",
+        "it rolled back",
+        "the bootloader reverted to the old image",
+        "the new image failed its self-test at boot",
+    ],
+)
+def test_result_8_right(answer: str) -> None:
+    assert check("failures.result_8_old_version", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("the signature was bad", "gives 5"),
+        ("the link dropped", "2, 3 or 4"),
+        ("it was cancelled", "10"),
+    ],
+)
+def test_result_8_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("failures.result_8_old_version", answer)
+    assert not verdict.right and why in verdict.why
+
+
+# -- 06 secure boot and rollback -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", ["the hash does not match", "bad signature", "the bootloader verifies it first"]
+)
+def test_never_booted_right(answer: str) -> None:
+    assert check("secureboot.never_booted", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("it is rolled back", "Result 8"), ("the download fails", "State 2")]
+)
+def test_never_booted_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.never_booted", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["a", "A", "slot a", "the old one", "primary"])
+def test_slot_after_rollback_right(answer: str) -> None:
+    assert check("secureboot.slot_after_rollback", answer).right
+
+
+@pytest.mark.parametrize(("answer", "why"), [("b", "held the new image"), ("a or b", "one slot")])
+def test_slot_after_rollback_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.slot_after_rollback", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["public", "the public part of the lab key", "Public key"])
+def test_verifying_key_right(answer: str) -> None:
+    assert check("secureboot.verifying_key", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("the private key", "makes signatures"), ("public and private", "one")]
+)
+def test_verifying_key_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.verifying_key", answer)
+    assert not verdict.right and why in verdict.why
+
+
+# -- 04 link quality versus PUSH decisions ---------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["threshold", "Threshold", "the threshold policy"])
+def test_link_fewer_result_4_right(answer: Any) -> None:
+    assert check("link.fewer_result_4", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("always", "always pushed at once"),
+        ("always or threshold", "one name"),
+        ("hysteresis", "compared two policies"),
+    ],
+)
+def test_link_fewer_result_4_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.fewer_result_4", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [-90, -90.0, "-90", "-90 dBm", "−90 dBm"])
+def test_link_push_rssi_right(answer: Any) -> None:
+    assert check("link.push_rssi", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (-115, "said wait"),
+        ("-140 dBm", "outage"),
+        (-105, "threshold"),
+        (90, "negative"),
+        ("between -90 and -80", "signal level"),
+    ],
+)
+def test_link_push_rssi_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.push_rssi", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["b", "B", " b ", "(b)"])
+def test_link_wait_meaning_right(answer: Any) -> None:
+    assert check("link.wait_meaning", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("a", "not pause"), ("c", "PULL"), ("d", "give_up"), ("e", "one letter")]
+)
+def test_link_wait_meaning_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.wait_meaning", answer)
+    assert not verdict.right and why in verdict.why
+
+
+# -- 07 fleet campaign ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", ["the canary failed", "Canaries failed: Result 6", "because of the canary wave"]
+)
+def test_fleet_stopped_why_right(answer: Any) -> None:
+    assert check("fleet.stopped_why", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("the image was bad", "which rule"),
+        ("result 6", "which rule"),
+        ("the failure threshold", "failure threshold"),
+        ("someone paused it", "nobody paused"),
+        ("the canary succeeded", "stopped_campaign"),
+    ],
+)
+def test_fleet_stopped_why_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.stopped_why", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [3, "3", 3.0])
+def test_fleet_wave_size_right(answer: Any) -> None:
+    assert check("fleet.wave_size", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [(5, "among them"), (2, "canary"), (10, "another wave"), (7, "cumulative")]
+)
+def test_fleet_wave_size_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.wave_size", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize(
+    "answer", [[4], 4, "4", {4}, (4,), "CONNECTION_LOST", "connection lost", [UpdateResult(4)]]
+)
+def test_fleet_retry_codes_right(answer: Any) -> None:
+    assert check("fleet.retry_codes", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ([4, 8], "bad image again"),
+        ([5, 6], "corrupt"),
+        ([2], "frees space"),
+        ([1], "nothing to retry"),
+        ([4, 12], "codes 0 to 11"),
+        ([11], "deferred"),
+    ],
+)
+def test_fleet_retry_codes_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.retry_codes", answer)
     assert not verdict.right and why in verdict.why

@@ -8,7 +8,8 @@ Every ``notebooks/NN_name.ipynb``:
   the same cells (types, sources and tags);
 * opens with a Markdown cell holding its title and a "What you will see" paragraph, has a code
   cell tagged ``parameters`` as its first code cell (setting ``FAST`` from
-  ``course.fast_mode()``), ends with a code cell that closes its lab, and has one to three
+  ``course.fast_mode()``), ends with a code cell that closes its lab (when it starts one:
+  08 reads saved runs and starts none), and has one to three
   exercises, each registered in :mod:`labkit.exercises` for that notebook;
 * is thin: a few logical lines per code cell;
 * is listed in ``notebooks/README.md``.
@@ -171,9 +172,20 @@ def test_first_code_cell_holds_the_parameters(path: Path) -> None:
     assert "FAST = course.fast_mode()" in first.source
 
 
+def starts_a_lab(nb: Any) -> bool:
+    """True when a code cell starts a lab (``Lab(`` or ``lab = ...``); 08 analyses saved runs
+    and starts none."""
+    return any(re.search(r"\bLab\(|^\s*lab\s*=", c.source, re.M) for c in code_cells(nb))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_ends_by_closing_its_lab(path: Path) -> None:
-    last = code_cells(nbformat.read(path, as_version=4))[-1]
+    nb = nbformat.read(path, as_version=4)
+    if not starts_a_lab(nb):  # nothing to close; and nothing may use a lab it never started
+        used = [c.source for c in code_cells(nb) if re.search(r"\blab\.", c.source)]
+        assert not used, f"{path.name} starts no lab but uses one: {used[0][:80]!r}"
+        return
+    last = code_cells(nb)[-1]
     assert re.search(r"\blab\.close\(\)", last.source), "the last code cell must close the lab"
 
 
@@ -241,3 +253,11 @@ def test_logical_lines_count_statements_not_brackets() -> None:
     assert logical_lines("from x import (\n    a,\n    b,\n)\ny = 1\n") == 2
     assert logical_lines("for i in r:\n    f(i)\n") == 2
     assert logical_lines("# only a comment\n") == 0
+
+
+def test_starts_a_lab_tells_a_notebook_without_a_lab() -> None:
+    assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("lab = Lab().start()")))
+    assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("x = 1\nlab = course.scaled_lab()")))
+    # a mention in a comment counts too: the closing rule stays strict
+    assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("r = read_run(p)  # the Lab() of 00")))
+    assert not starts_a_lab(_notebook(nbformat.v4.new_code_cell("lab_rows = read_run(p).events")))

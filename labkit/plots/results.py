@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from labkit.plots._util import is_events, new_axes, no_data, style_axes
+from labkit.plots._util import is_events, new_axes, no_data, plural, style_axes
 from labkit.plots.style import FONT, group_style, result_color, result_label
 from labkit.record.derived import attempts as attempts_table
 from labkit.record.derived import result_counts
@@ -151,7 +151,9 @@ def plot_result_counts(
     split = f", by {', '.join(keys)}" if keys else ""
     xlabel = "share of the group's attempts (%)" if share else "number of attempts"
     style_axes(
-        ax, title=f"How {n_att} update attempts ended{split} (Update Result /5/0/5)", xlabel=xlabel
+        ax,
+        title=f"How {plural(n_att, 'update attempt')} ended{split} (Update Result /5/0/5)",
+        xlabel=xlabel,
     )
     if keys:
         ax.legend(

@@ -87,6 +87,12 @@ def _hatch_color(name: str, color: str) -> dict[str, str]:
     return {name: color} if hasattr(owner, "set_hatchcolor") else {}
 
 
+def _ordinal(n: int) -> str:
+    """``"2nd"``, ``"3rd"``, ``"11th"``, ``"21st"``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _one_source(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of one source: the server's when it logged any, else the most frequent one
     (a registration is logged by the server and by the device; draw it once)."""
@@ -509,7 +515,7 @@ def plot_fleet_timeline(
         fontsize=FONT["title"],
     )
     ax.set_xlabel(f"time since run start ({unit})", fontsize=FONT["label"])
-    ylabel = "device" if step == 1 else f"device (every {step}th named)"
+    ylabel = "device" if step == 1 else f"device (every {_ordinal(step)} named)"
     ax.set_ylabel(ylabel, fontsize=FONT["label"])
     ax.legend(
         handles=handles,

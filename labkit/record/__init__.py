@@ -18,7 +18,15 @@ from labkit.record.derived import (
 )
 from labkit.record.pcap import CaptureError, read_packets
 from labkit.record.recorder import Recorder, new_run_id
-from labkit.record.runs import DEFAULT_RUNS_DIR, Run, RunError, list_runs, read_run
+from labkit.record.runs import (
+    DEFAULT_RUNS_DIR,
+    Run,
+    RunError,
+    campaign_outcomes,
+    list_runs,
+    load_attempts,
+    read_run,
+)
 from labkit.record.schema import (
     COLUMNS,
     SCHEMA_VERSION,
@@ -42,6 +50,7 @@ __all__ = [
     "RunError",
     "SchemaError",
     "attempts",
+    "campaign_outcomes",
     "coerce",
     "decisions",
     "empty_frame",
@@ -49,6 +58,7 @@ __all__ = [
     "import_capture",
     "import_pcap",
     "list_runs",
+    "load_attempts",
     "new_run_id",
     "read_packets",
     "read_run",

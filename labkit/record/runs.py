@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -31,7 +31,9 @@ __all__ = [
     "MANIFEST_NAME",
     "Run",
     "RunError",
+    "campaign_outcomes",
     "list_runs",
+    "load_attempts",
     "part_files",
     "read_run",
 ]
@@ -379,3 +381,135 @@ def list_runs(root: str | Path = DEFAULT_RUNS_DIR) -> pd.DataFrame:
             "datetime64[us, UTC]"
         )
     return frame.sort_values(["created_at", "run_id"], ignore_index=True, na_position="last")
+
+
+def load_attempts(
+    runs: Iterable[Run | str | Path], params: Sequence[str] = ("policy",)
+) -> pd.DataFrame:
+    """The attempts tables of several runs, one after the other, with run parameters as columns.
+
+    Each run's attempts are computed on its own (:func:`labkit.record.attempts`): devices of
+    different runs often share names (``sim-0001``...), so concatenating the event tables
+    first would merge them. Run-level parameters such as the policy are not event columns;
+    they are taken from each manifest, so ``result_counts(table, by="policy")`` and
+    ``plot_result_counts(table, by="policy")`` compare runs directly.
+
+    Parameters
+    ----------
+    runs : iterable of Run, str or Path
+        Loaded runs or run directories (read with :func:`read_run`).
+    params : sequence of str
+        Manifest parameters to add as columns (dicts and lists as JSON text; NA when a run
+        has no such parameter).
+
+    Raises
+    ------
+    ValueError
+        When a name in ``params`` is already a column of the attempts table (``method``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id`` (string), one column per name in ``params``, then the columns of
+        :func:`labkit.record.attempts`; categorical columns whose categories differ between
+        runs are re-made as categories of all their values. RangeIndex.
+    """
+    from labkit.record.derived import attempts
+
+    frames: list[pd.DataFrame] = []
+    for item in runs:
+        run = item if isinstance(item, Run) else read_run(item)
+        att = attempts(run.events).reset_index(drop=True)
+        frames.append(pd.concat([_run_head(run, len(att), params, att.columns), att], axis=1))
+    if not frames:
+        head = {"run_id": pd.Series([], dtype="string")}
+        head.update({name: pd.Series([], dtype="string") for name in params})
+        return pd.concat([pd.DataFrame(head), attempts(empty_frame())], axis=1)
+    table = pd.concat(frames, ignore_index=True)
+    for name in params:
+        column = table[name]
+        if column.map(lambda v: isinstance(v, str) or v is None).all():
+            table[name] = column.astype("string")
+    for name, dtype in frames[0].dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) and not isinstance(
+            table[name].dtype, pd.CategoricalDtype
+        ):
+            table[name] = table[name].astype("category")
+    return table
+
+
+def _run_head(run: Run, n: int, params: Sequence[str], columns: Iterable[str]) -> pd.DataFrame:
+    clash = sorted({"run_id", *params} & set(columns))
+    if clash:
+        raise ValueError(f"parameters {clash} are already columns of the table; leave them out")
+    head = {"run_id": pd.Series([run.run_id] * n, dtype="string")}
+    given = run.params
+    for name in params:
+        head[name] = pd.Series([_scalar(given.get(name))] * n, dtype=object)
+    return pd.DataFrame(head)
+
+
+def campaign_outcomes(
+    runs: Iterable[Run | str | Path], params: Sequence[str] = ("policy",)
+) -> pd.DataFrame:
+    """The campaign's own verdict on each device of several campaign runs, one row per device.
+
+    A run saved by :func:`labkit.fota.simulate.simulate` holds ``campaign_devices.parquet``
+    (the campaign's per-device table) and ``links.parquet`` (each device's link profile and
+    faults). Unlike the attempts computed from the event table, the campaign's verdict
+    includes results it inferred when the device could not report one (a PUSH stalled by a
+    lost link is ``CONNECTION_LOST``, ``result_inferred`` True).
+
+    Parameters
+    ----------
+    runs : iterable of Run, str or Path
+        Campaign runs or their directories.
+    params : sequence of str
+        Manifest parameters to add as columns (as :func:`load_attempts`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id``, the ``params`` columns, then the campaign table's columns (``device``,
+        ``status``, ``attempts``, ``waits``, ``waited_s``, ``duration_s``, ``first_rssi_dbm``
+        ...) with ``result`` as the Update Result name (category, NA when none was known) and
+        ``result_code`` (Int64), ``success`` (bool: status ``success``), and ``profile`` and
+        ``faults`` from ``links.parquet`` when the run has it. ``result_counts``,
+        ``plot_result_counts`` and ``plot_time_to_success`` take it like an attempts table.
+
+    Raises
+    ------
+    RunError
+        When a run has no ``campaign_devices.parquet`` (it is not a simulated campaign).
+    """
+    from labkit.record.schema import RESULT_DTYPE
+
+    frames: list[pd.DataFrame] = []
+    for item in runs:
+        run = item if isinstance(item, Run) else read_run(item)
+        path = run.path / "campaign_devices.parquet"
+        if not path.is_file():
+            raise RunError(path, "no campaign table: not a run saved by labkit simulate")
+        table = pd.read_parquet(path)
+        table = table.assign(
+            result_code=table["result"].astype("Int64"),
+            result=table["result_name"].astype("string").astype(RESULT_DTYPE),
+            success=(table["status"].astype("string") == "success").fillna(False).astype(bool),
+        ).drop(columns=["result_name"])
+        links = run.path / "links.parquet"
+        if links.is_file():
+            extra = pd.read_parquet(links, columns=["device", "profile", "faults"])
+            table = table.merge(extra, on="device", how="left")
+        table["device"] = table["device"].astype("category")
+        head = _run_head(run, len(table), params, table.columns)
+        frames.append(pd.concat([head, table], axis=1))
+    if not frames:
+        return pd.DataFrame({"run_id": pd.Series([], dtype="string")})
+    out = pd.concat(frames, ignore_index=True)
+    for name in params:
+        if out[name].map(lambda v: isinstance(v, str) or v is None).all():
+            out[name] = out[name].astype("string")
+    for name in ("device", "status"):
+        if not isinstance(out[name].dtype, pd.CategoricalDtype):
+            out[name] = out[name].astype("category")
+    return out

@@ -150,3 +150,14 @@ def test_fleet_timeline_of_200_devices_is_fast_and_readable() -> None:
     assert all(t.get_fontsize() >= 6 for t in labels)
     assert n_paths(ax, "state:") > 200
     assert "200 devices" in ax.get_title()
+
+
+def test_fleet_timeline_names_every_nth_device_in_english() -> None:
+    from labkit.plots.timeline import _ordinal
+
+    assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd",
+    ]  # fmt: skip
+    label = plot_fleet_timeline(campaign_frame(200, seed=2)).get_ylabel()
+    step = int("".join(c for c in label if c.isdigit()))
+    assert label == f"device (every {_ordinal(step)} named)"
