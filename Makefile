@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: lab test lint typecheck bench bench-quick clean
+.PHONY: lab test lint typecheck bench bench-quick samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
+
+# Regenerate the committed sample runs in data/samples (seeded; see data/README.md).
+samples: $(STAMP)
+	$(BIN)/python -m labkit.samples --out data/samples --seed 7
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
