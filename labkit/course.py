@@ -12,6 +12,14 @@ machine driven by hand (:func:`walk`), Mermaid diagrams in notebook output
 compared (:func:`compare`) and ``labkit`` commands run in the background with a bound
 (:func:`labkit_command`, :func:`run_in_background`, :func:`free_port`, :func:`shell`).
 
+Lessons 04 and 07 also need a stage: a lab in scaled time (:func:`scaled_lab`); signal
+traces and policies asked by hand (:func:`link_traces`, :func:`trace_summary`,
+:func:`policy_examples`, :func:`policy_walk`); one small campaign per policy over calm links
+with weak devices (:func:`policy_run`, :func:`compare_runs`, re-run from a slider by
+:class:`ThresholdExplorer`); a fleet kept for several campaigns (:func:`fleet`,
+:func:`pause_and_resume`, :func:`bad_package`). They set up and run what
+:mod:`labkit.sim` and :mod:`labkit.fota` provide; every decision stays there.
+
 This module decides nothing about LwM2M and never changes the lab: it reads what the lab,
 the core (:mod:`labkit.lwm2m`) and the event table already know and puts it in front of a
 student. Tables are tidy DataFrames with a RangeIndex; objects that a cell shows render
@@ -39,41 +47,58 @@ if TYPE_CHECKING:
     from labkit.lwm2m.fota import FirmwareUpdateMachine
 
 __all__ = [
+    "EXAMPLE_POLICIES",
+    "EXAMPLE_SNAPSHOTS",
     "FAILURE_CASES",
     "FAST_ENV",
     "Background",
     "CommandResult",
     "FailureCase",
     "FormatComparison",
+    "LabFleet",
+    "PolicyRun",
+    "ThresholdExplorer",
     "Wire",
     "add_devices_for",
+    "bad_package",
     "compare",
+    "compare_runs",
     "delivery_table",
     "failure_matrix",
     "fast_mode",
     "flash_table",
+    "fleet",
     "flip_byte",
     "free_port",
     "lab_key",
     "labkit_command",
+    "link_traces",
     "links_table",
     "log",
     "mermaid",
     "objects_table",
     "operator_guide",
     "package",
+    "pause_and_resume",
+    "policy_examples",
+    "policy_run",
+    "policy_walk",
     "read_formats",
     "registration_table",
     "result_table",
     "rules",
     "run_in_background",
+    "scaled_lab",
     "shell",
     "state_table",
     "story",
     "tlv_fields",
+    "trace_summary",
     "values_table",
     "verify_table",
+    "wait_campaign",
     "walk",
+    "weak_links",
     "wire",
 ]
 
@@ -1400,13 +1425,14 @@ def add_devices_for(lab: Any, cases: Iterable[FailureCase], *, key: Any = None) 
     """Add one simulated device per case to ``lab`` (its fault, trusting the lab key's public
     part); returns their handles. A device of that name already in the lab is reused."""
     options = _device_options(key if key is not None else lab_key())
+    present = {handle.endpoint for handle in lab.devices}
     handles = []
     for case in cases:
-        handle = lab.device(case.endpoint)
-        if handle.simulated is None:
+        if case.endpoint in present:
+            handles.append(lab.device(case.endpoint))
+        else:
             faults = [case.fault] if case.fault else []
-            handle = lab.add_device(case.endpoint, faults=faults, **options)
-        handles.append(handle)
+            handles.append(lab.add_device(case.endpoint, faults=faults, **options))
     return handles
 
 
@@ -1482,8 +1508,10 @@ async def _drive(
                     await proxy.execute("/5/0/2")
                     break
             await _until(
-                lambda: sim.fw.state is not State.DOWNLOADED
-                or sim.fw.result is not UpdateResult.DEFERRED,
+                lambda: (
+                    sim.fw.state is not State.DOWNLOADED
+                    or sim.fw.result is not UpdateResult.DEFERRED
+                ),
                 timeout,
             )
             with contextlib.suppress(TimeoutError):
@@ -1510,7 +1538,8 @@ def _reported_results(events: pd.DataFrame, device: str) -> list[int]:
     ]
     codes: list[int] = []
     for value in rows.sort_values("seq")["result"]:
-        code = int(value)
+        text = str(value)
+        code = int(text) if text.isdigit() else int(UpdateResult[text])
         if code and (not codes or codes[-1] != code):
             codes.append(code)
     return codes
@@ -1598,13 +1627,14 @@ def failure_matrix(
     targets = [_case_target(lab, case, images) for case in cases]
 
     async def run_all() -> list[Any]:
-        return await asyncio.gather(
+        finals: list[Any] = await asyncio.gather(
             *(
                 asyncio.wait_for(_drive(lab, case, how, what, timeout=timeout), 4 * timeout)
                 for case, (how, what) in zip(cases, targets, strict=True)
             ),
             return_exceptions=True,
         )
+        return finals
 
     finals = lab.call(run_all(), timeout=4 * timeout + 10)
     events = lab.events()
@@ -1683,8 +1713,7 @@ _OPERATOR_ADVICE: dict[int, tuple[str, str]] = {
     8: (
         "the new image was installed but failed at boot (self-test, crash); the "
         "bootloader rolled back to the old image",
-        "stop the campaign: the image itself is bad; debug it on a bench device before "
-        "any retry",
+        "stop the campaign: the image itself is bad; debug it on a bench device first",
     ),
     9: (
         "the URI's scheme is one the device cannot download with (see /5/0/8)",
@@ -1859,3 +1888,765 @@ def flash_table(lab: Any, endpoints: Iterable[str]) -> pd.DataFrame:
 
     columns = ["device", "running", "slot_a", "slot_b", "fw_version", "state", "result"]
     return pd.DataFrame(lab.call(snapshot, timeout=10), columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# 04 link quality versus PUSH decisions, 07 fleet campaigns: a lab in scaled time
+# ---------------------------------------------------------------------------------------------
+
+#: The scaled clock of each lab made by :func:`scaled_lab` (a Lab keeps its clock private).
+_LAB_CLOCKS: Any = None
+#: The run labels each lab has used (:func:`policy_run` names devices after them).
+_LAB_RUN_LABELS: Any = None
+
+
+def _clocks() -> Any:
+    global _LAB_CLOCKS
+    if _LAB_CLOCKS is None:
+        import weakref
+
+        _LAB_CLOCKS = weakref.WeakKeyDictionary()
+    return _LAB_CLOCKS
+
+
+def _run_labels() -> Any:
+    global _LAB_RUN_LABELS
+    if _LAB_RUN_LABELS is None:
+        import weakref
+
+        _LAB_RUN_LABELS = weakref.WeakKeyDictionary()
+    return _LAB_RUN_LABELS
+
+
+def scaled_lab(time_scale: float = 100.0, *, seed: int = 0) -> Any:
+    """A started :class:`~labkit.runtime.Lab` whose clock runs ``time_scale`` times faster
+    than the wall clock (:class:`~labkit.timebase.ScaledClock`), server CoAP timers included.
+
+    At 100x a ten-minute NB-IoT update lasts six seconds; every timestamp in ``lab.events()``
+    is simulated time. Campaigns of :func:`policy_run` and :func:`fleet` use this clock.
+    """
+    from labkit.runtime import Lab
+    from labkit.timebase import ScaledClock
+
+    clock = ScaledClock(time_scale)
+    lab = Lab(clock=clock, seed=seed, request_timeout=30.0).start()
+
+    def scale_server() -> None:
+        lab.server.time_scale = clock.scale
+
+    lab.call(scale_server, timeout=10)
+    _clocks()[lab] = clock
+    return lab
+
+
+def _lab_clock(lab: Any) -> Any:
+    clock = _clocks().get(lab)
+    if clock is None:
+        raise ValueError("this lab has no scaled clock: make it with course.scaled_lab(...)")
+    return clock
+
+
+# -- 04: signal traces ------------------------------------------------------------------------
+
+_TRACE_COLUMNS = ["trace", "profile", "device", "t_min", "rssi_dbm", "link_quality", "loss", "band"]
+
+
+def link_traces(
+    profiles: Iterable[str] = ("nb-iot", "lte-m", "wifi", "mixed"),
+    *,
+    devices: int = 2,
+    minutes: float = 60.0,
+    step_s: float = 30.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """What /4 reports over time for ``devices`` devices of each link profile (tidy).
+
+    Each trace is the link of one device of a fleet seeded ``seed``
+    (:func:`labkit.sim.device_link`; every trace another device); for ``"mixed"`` each
+    device draws its own profile.
+
+    Returns
+    -------
+    DataFrame
+        ``trace`` (``"lte-m #1"``, for mixed ``"mixed #1 (nb-iot)"``), ``profile`` (the name
+        asked for), ``device`` (1, 2 ...), ``t_min`` (simulated minutes), ``rssi_dbm``
+        (/4/0/2), ``link_quality`` (/4/0/3, the bearer's unit), ``loss`` (probability a
+        datagram is lost), ``band`` (good/fair/poor); one row per sample, RangeIndex.
+    """
+    import pandas as pd
+
+    from labkit.sim import device_link
+
+    rows = []
+    for k, name in enumerate(profiles):
+        for i in range(devices):
+            # Device numbers differ between profiles: "mixed" shows other devices' links.
+            trace = device_link(name, k * devices + i, seed).trace
+            label = f"{name} #{i + 1}"
+            if name == "mixed":
+                label += f" ({trace.profile.name})"
+            for s in trace.samples(0.0, minutes * 60.0, step_s):
+                rows.append(
+                    {
+                        "trace": label,
+                        "profile": name,
+                        "device": i + 1,
+                        "t_min": s.t / 60.0,
+                        "rssi_dbm": s.rssi_dbm,
+                        "link_quality": s.link_quality,
+                        "loss": s.loss,
+                        "band": trace.profile.band(s.rssi_dbm),
+                    }
+                )
+    return pd.DataFrame(rows, columns=_TRACE_COLUMNS)
+
+
+def trace_summary(traces: pd.DataFrame, threshold_dbm: float = -105.0) -> pd.DataFrame:
+    """Per trace of :func:`link_traces`: the signal's range and how much of the time a
+    threshold policy at ``threshold_dbm`` would have said *wait*.
+
+    Returns
+    -------
+    DataFrame
+        ``trace``, ``rssi_mean``, ``rssi_min``, ``rssi_max`` (dBm), ``below_pct`` (percent
+        of the samples below ``threshold_dbm``), ``max_loss`` (worst datagram loss).
+    """
+    grouped = traces.groupby("trace", sort=False)
+    out = grouped["rssi_dbm"].agg(rssi_mean="mean", rssi_min="min", rssi_max="max")
+    out["rssi_mean"] = out["rssi_mean"].round(1)
+    below = traces["rssi_dbm"] < threshold_dbm
+    out["below_pct"] = (100.0 * below.groupby(traces["trace"], sort=False).mean()).round(1)
+    out["max_loss"] = grouped["loss"].max().round(3)
+    return out.reset_index()
+
+
+# -- 04: policies on single snapshots -----------------------------------------------------------
+
+#: Link samples that tell the policies apart: (label, RSSI dBm, Link Quality dB, battery %).
+EXAMPLE_SNAPSHOTS: tuple[tuple[str, int | None, int | None, int | None], ...] = (
+    ("good", -85, -8, 80),
+    ("fair", -98, -10, 80),
+    ("poor", -112, -14, 80),
+    ("no /4 answer", None, None, None),
+    ("good, battery 12 %", -85, -8, 12),
+)
+
+#: The registered policies with their default parameters, as the lesson compares them.
+EXAMPLE_POLICIES: tuple[str, ...] = (
+    "always",
+    "threshold",
+    "hysteresis",
+    "best-window",
+    "battery-floor",
+)
+
+
+def policy_examples(
+    policies: Iterable[Any] = EXAMPLE_POLICIES,
+    snapshots: Iterable[tuple[str, int | None, int | None, int | None]] = EXAMPLE_SNAPSHOTS,
+) -> pd.DataFrame:
+    """Every policy asked once about every snapshot (a fresh context: nothing waited yet).
+
+    ``policies`` are registry names (:data:`labkit.policy.POLICIES`, default parameters) or
+    policy objects; ``snapshots`` are ``(label, rssi_dbm, link_quality, battery)``.
+
+    Returns
+    -------
+    DataFrame
+        ``link`` (the snapshot's label), ``rssi_dbm``, ``battery``, ``policy``, ``action``
+        (push/wait/pull/give_up), ``retry_after_s`` and ``reason``; policies vary fastest.
+    """
+    import pandas as pd
+
+    from labkit.policy import LinkSnapshot, evaluate, make_policy, policy_name
+
+    built = [make_policy(p) if isinstance(p, str) else p for p in policies]
+    rows = []
+    for label, rssi, lq, battery in snapshots:
+        snapshot = LinkSnapshot(rssi_dbm=rssi, link_quality=lq, battery=battery, t=0.0)
+        for policy in built:
+            decision = evaluate(policy, snapshot)
+            rows.append(
+                {
+                    "link": label,
+                    "rssi_dbm": rssi,
+                    "battery": battery,
+                    "policy": policy_name(policy),
+                    "action": decision.action,
+                    "retry_after_s": decision.retry_after_s,
+                    "reason": decision.reason,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame["rssi_dbm"] = frame["rssi_dbm"].astype("Int64")
+    frame["battery"] = frame["battery"].astype("Int64")
+    return frame
+
+
+def policy_walk(
+    policy: Any, rssi_dbm: Iterable[int | None], *, step_s: float = 60.0, **params: Any
+) -> pd.DataFrame:
+    """Ask ``policy`` once per sample of a signal, as a campaign does: it remembers its
+    previous decision and how long the device has waited so far.
+
+    ``policy`` is a registry name (built with ``params``) or a policy object; the samples
+    are ``step_s`` seconds apart.
+
+    Returns
+    -------
+    DataFrame
+        ``t_s``, ``rssi_dbm``, ``waited_s`` (before the decision), ``action``, ``reason``.
+    """
+    import pandas as pd
+
+    from labkit.policy import LinkSnapshot, PolicyContext, evaluate, make_policy
+
+    built = make_policy(policy, **params) if isinstance(policy, str) else policy
+    previous = None
+    waited = 0.0
+    rows = []
+    for k, rssi in enumerate(rssi_dbm):
+        snapshot = LinkSnapshot(rssi_dbm=rssi, link_quality=None, battery=None, t=k * step_s)
+        decision = evaluate(built, snapshot, PolicyContext(waited_s=waited, previous=previous))
+        rows.append(
+            {
+                "t_s": k * step_s,
+                "rssi_dbm": rssi,
+                "waited_s": waited,
+                "action": decision.action,
+                "reason": decision.reason,
+            }
+        )
+        if decision.action == "wait":
+            waited += step_s
+        previous = decision
+    frame = pd.DataFrame(rows)
+    frame["rssi_dbm"] = frame["rssi_dbm"].astype("Int64")
+    return frame
+
+
+# -- 04: one small campaign per policy, on calm links with weak devices ---------------------------
+
+#: Simulated seconds of the weak devices' scripted trouble, from the campaign's start: the
+#: signal is 25 dB down (about -115 dBm, below the threshold policy's -105) until
+#: ``WEAK_UNTIL_S``, and the link is gone entirely from ``OUTAGE_FROM_S`` to ``OUTAGE_UNTIL_S``.
+WEAK_UNTIL_S = 260.0
+OUTAGE_FROM_S = 30.0
+OUTAGE_UNTIL_S = 200.0
+WEAK_DEPTH_DB = 25.0
+
+
+def weak_links(
+    devices: int, weak: Iterable[int], *, profile: str = "lte-m", seed: int = 0
+) -> list[Any]:
+    """Links for a fleet of ``devices`` in which devices ``weak`` (0-based) have trouble.
+
+    Every link uses the numbers of ``profile`` (loss, delay and data rate against the
+    signal) but *calm*: no fading and no random dips, the signal at -90 dBm, so that only
+    the scripted trouble matters and a run gives the same outcome every time. A weak device
+    starts 25 dB down (:data:`WEAK_UNTIL_S`) and loses its link for minutes in between
+    (:data:`OUTAGE_FROM_S` .. :data:`OUTAGE_UNTIL_S`): a van parked in front of the meter.
+    """
+    import dataclasses
+
+    from labkit.sim import PROFILES, Dip, LinkImpairment, SignalTrace, derive_seed, outage
+    from labkit.sim.profiles import DipModel
+
+    calm = dataclasses.replace(
+        PROFILES[profile],
+        rssi_mean_dbm=-90.0,
+        rssi_sigma_db=0.0,
+        dips=DipModel(rate_per_hour=0.0, depth_db=0.0, duration_s=1.0),
+    )
+    trouble = [
+        Dip(0.0, WEAK_UNTIL_S, WEAK_DEPTH_DB),
+        outage(OUTAGE_FROM_S, OUTAGE_UNTIL_S - OUTAGE_FROM_S),
+    ]
+    weak_set = set(weak)
+    links = []
+    for i in range(devices):
+        s = derive_seed(seed, "course-link", i)
+        trace = SignalTrace(calm, s, dips=trouble if i in weak_set else ())
+        links.append(LinkImpairment(trace, s))
+    return links
+
+
+#: Campaign options of the lesson's small runs: waits and timeouts in simulated seconds (the
+#: server, the link relays and the devices all scale their timers with the lab's clock), with
+#: 0.5 s of wall time at least under a timeout.
+_RUN_OPTIONS: dict[str, Any] = {
+    "max_concurrent": 50,
+    "max_wait_s": 900.0,
+    "min_wall_timeout_s": 0.5,
+}
+
+
+@dataclass
+class PolicyRun:
+    """One small campaign of :func:`policy_run`: its campaign, its devices, its events."""
+
+    label: str
+    campaign: Any
+    devices: list[str]
+    weak: list[str]
+    events: pd.DataFrame
+    wall_s: float
+
+    @property
+    def policy(self) -> Any:
+        return self.campaign.policy
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        from labkit.policy import policy_thresholds
+
+        return policy_thresholds(self.campaign.policy)
+
+    def summary(self) -> dict[str, Any]:
+        """One row of :func:`compare_runs`."""
+        from labkit.policy import policy_name
+
+        s = self.campaign.summary()
+        d = self.campaign.devices()
+        return {
+            "run": self.label,
+            "policy": policy_name(self.campaign.policy),
+            "thresholds": ", ".join(f"{k} {v:g}" for k, v in self.thresholds.items()) or "-",
+            "devices": s["devices"],
+            "success": s["success"],
+            "failed": s["failed"],
+            "result_4": s["result_4"],
+            "waits": int(d["waits"].sum()),
+            "time_to_complete_s": round(float(s["time_to_complete_s"] or 0.0), 1),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """Per device: weak or not, status, Update Result, decisions, waits, RSSI at the first
+        and the last decision, when it finished (simulated seconds)."""
+        d = self.campaign.devices()
+        out = d[
+            [
+                "device",
+                "status",
+                "result",
+                "result_name",
+                "decisions",
+                "waits",
+                "first_rssi_dbm",
+                "last_rssi_dbm",
+                "finished_s",
+            ]
+        ].copy()
+        out.insert(1, "weak", out["device"].isin(self.weak))
+        out["finished_s"] = out["finished_s"].round(1)
+        return out
+
+    def decisions(self, device: str | None = None) -> pd.DataFrame:
+        """The policy's decisions (of one device, or all), each with the link sample it saw:
+        ``t_s`` (simulated seconds since the run started), ``device``, ``decision``,
+        ``rssi_dbm``, ``link_quality``, ``reason``."""
+        from labkit.record import decisions
+
+        d = decisions(self.events)
+        if device is not None:
+            d = d[d["device"].astype("string") == device]
+        start = self.events["ts"].min()
+        out = d[["device", "decision", "rssi_dbm", "link_quality", "reason"]].copy()
+        out.insert(0, "t_s", ((d["ts"] - start).dt.total_seconds()).round(1))
+        out["device"] = out["device"].astype("string")
+        out["decision"] = out["decision"].astype("string")
+        return out.reset_index(drop=True)
+
+    def _repr_html_(self) -> str:
+        return self.table().to_html(index=False)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (
+            f"<PolicyRun {self.label}: {s['success']} success, {s['failed']} failed "
+            f"({s['result_4']} with Result 4) in {s['time_to_complete_s']} s>"
+        )
+
+
+def _unique_label(lab: Any, wanted: str) -> str:
+    taken = _run_labels().setdefault(lab, set())
+    label, k = wanted, 1
+    while label in taken:
+        k += 1
+        label = f"{wanted}{k}"
+    taken.add(label)
+    return label
+
+
+def policy_run(
+    lab: Any,
+    policy: str | Any = "always",
+    *,
+    devices: int = 6,
+    weak: Iterable[int] | None = None,
+    image_size: int = 128 * 1024,
+    seed: int = 0,
+    label: str | None = None,
+    timeout: float = 120.0,
+    **policy_params: Any,
+) -> PolicyRun:
+    """Run one PUSH campaign with ``policy`` over a small fresh fleet and wait for its end.
+
+    The fleet has ``devices`` simulated devices behind link relays (:func:`weak_links`:
+    calm LTE-M links; ``weak``, default every second device, are weak and lose their link
+    for minutes soon after the start), all pushed at once with ``policy`` (a registry name
+    built with ``policy_params``, or a policy object). The devices are named
+    ``<label>-0001`` ... (``label`` defaults to the policy's name, made unique in the lab),
+    so that several runs share one event table. ``lab`` is a :func:`scaled_lab`; ``timeout``
+    bounds the campaign in wall seconds (it is cancelled then).
+    """
+    import time
+
+    from labkit.policy import make_policy, policy_name
+
+    clock = _lab_clock(lab)
+    built = make_policy(policy, **policy_params) if isinstance(policy, str) else policy
+    name = _unique_label(lab, label or policy_name(built).replace("(", "-").replace(")", ""))
+    weak_idx = list(range(1, devices, 2)) if weak is None else sorted(set(weak))
+    links = weak_links(devices, weak_idx, seed=seed)
+    image = package("2.0.0", image_size, seed=seed)
+    started = time.monotonic()
+    t0 = clock()
+
+    async def run() -> tuple[Any, Any]:
+        import asyncio
+        import contextlib
+
+        # Register in calm conditions (trace time far past the trouble); the fleet's start
+        # then makes "now" time 0 of the traces, so the trouble starts with the campaign.
+        sim = await _start_fleet(
+            lab,
+            clock,
+            devices,
+            links=links,
+            prefix=f"{name}-",
+            feed_interval_s=15.0,
+            origin=clock.elapsed() - 10 * WEAK_UNTIL_S,
+        )
+        try:
+            campaign = LabFleet(lab, sim, clock).campaign(image, policy=built)
+            task = asyncio.get_running_loop().create_task(campaign.run())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                campaign.cancel(abort=True)
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, 30.0)
+            elif task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        finally:
+            await sim.stop()
+        return campaign, sim
+
+    campaign, sim = lab.call(run(), timeout=timeout + 90.0)
+    endpoints = list(sim.endpoints)
+    events = _events_between(lab, t0, clock(), endpoints)
+    return PolicyRun(
+        label=name,
+        campaign=campaign,
+        devices=endpoints,
+        weak=[endpoints[i] for i in weak_idx if i < len(endpoints)],
+        events=events,
+        wall_s=time.monotonic() - started,
+    )
+
+
+def _events_between(lab: Any, t0: float, t1: float, devices: Iterable[str]) -> pd.DataFrame:
+    """The lab's events of ``devices`` (and device-less rows) between two clock readings."""
+    import pandas as pd
+
+    events = lab.events()
+    lo = pd.Timestamp(t0, unit="s", tz="UTC")
+    hi = pd.Timestamp(t1, unit="s", tz="UTC")
+    names = set(devices)
+    device = events["device"].astype("string")
+    mine = device.isin(names).fillna(False) | device.isna()
+    when = (events["ts"] >= lo) & (events["ts"] <= hi)
+    return events.loc[(mine & when).to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def compare_runs(runs: Iterable[PolicyRun]) -> pd.DataFrame:
+    """Runs side by side, one row each: ``run``, ``policy``, ``thresholds``, ``devices``,
+    ``success``, ``failed``, ``result_4`` (failed with Update Result 4, connection lost),
+    ``waits`` (how often the policy said wait, in all), ``time_to_complete_s`` (simulated
+    seconds until the last device finished)."""
+    import pandas as pd
+
+    return pd.DataFrame([run.summary() for run in runs])
+
+
+class ThresholdExplorer:
+    """A slider for the threshold policy's ``min_rssi_dbm`` and a *re-run* button.
+
+    Each press runs :func:`policy_run` with the slider's threshold in a background thread
+    (the notebook stays free) and shows every run so far side by side. :meth:`run` does
+    the same from code and waits for it.
+
+    Parameters
+    ----------
+    lab:
+        A :func:`scaled_lab`.
+    runs:
+        Earlier runs to compare with (e.g. the always and threshold runs).
+    **run_options:
+        More keyword arguments of :func:`policy_run` (``devices``, ``seed`` ...).
+    """
+
+    def __init__(self, lab: Any, runs: Iterable[PolicyRun] = (), **run_options: Any) -> None:
+        import threading
+
+        import ipywidgets as w
+
+        self.lab = lab
+        self.runs: list[PolicyRun] = list(runs)
+        self.run_options = run_options
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.slider = w.FloatSlider(
+            value=-105.0,
+            min=-130.0,
+            max=-80.0,
+            step=1.0,
+            description="min_rssi_dbm",
+            continuous_update=False,
+            style={"description_width": "110px"},
+            layout=w.Layout(width="460px"),
+        )
+        self.button = w.Button(description="re-run", icon="play", button_style="success")
+        self.button.on_click(lambda _b: self.start())
+        self.status = w.HTML()
+        self.table = w.HTML()
+        self.widget = w.VBox([w.HBox([self.slider, self.button]), self.status, self.table])
+        self._show("move the threshold, then press re-run")
+
+    def _show(self, text: str) -> None:
+        self.status.value = f"<i>{html.escape(text)}</i>"
+        if self.runs:
+            self.table.value = compare_runs(self.runs).to_html(index=False)
+
+    def run(self, min_rssi_dbm: float | None = None) -> PolicyRun:
+        """Run the threshold policy at ``min_rssi_dbm`` (default: the slider's value) and
+        wait for the end; the run joins :attr:`runs`."""
+        threshold = float(self.slider.value if min_rssi_dbm is None else min_rssi_dbm)
+        self._show(f"running threshold {threshold:g} dBm ...")
+        run = policy_run(self.lab, "threshold", min_rssi_dbm=threshold, **self.run_options)
+        with self._lock:
+            self.runs.append(run)
+        self._show(
+            f"threshold {threshold:g} dBm: {run.summary()['success']} of "
+            f"{len(run.devices)} updated, {run.summary()['result_4']} with Result 4"
+        )
+        return run
+
+    def start(self) -> None:
+        """What the button does: :meth:`run` in a background thread (one at a time)."""
+        import threading
+
+        if self._thread is not None and self._thread.is_alive():
+            self._show("a run is still going: wait for it")
+            return
+
+        def work() -> None:
+            try:
+                self.run()
+            except Exception as exc:  # shown in the widget: a thread has no cell to raise in
+                self._show(f"the run failed: {exc!r}")
+            finally:
+                self.button.disabled = False
+
+        self.button.disabled = True
+        self._thread = threading.Thread(target=work, name="labkit-threshold-explorer", daemon=True)
+        self._thread.start()
+
+    def comparison(self) -> pd.DataFrame:
+        """:func:`compare_runs` of every run so far."""
+        return compare_runs(self.runs)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# -- 07: a fleet that stays, and campaigns over it ------------------------------------------------
+
+
+def bad_package(size: int = 4096, *, seed: int = 0) -> bytes:
+    """``size`` bytes that are no firmware image (neither MCUboot nor a lab package): every
+    device takes the download and refuses it at its end, Update Result 6."""
+    return b"NOT-FIRMWARE\n" + random.Random(f"labkit-bad|{seed}").randbytes(max(0, size - 13))
+
+
+async def _start_fleet(
+    lab: Any, clock: Any, devices: int, *, origin: float | None = None, **options: Any
+) -> Any:
+    """A started :class:`~labkit.fota.simulate.SimFleet` on the lab's server (stopped again
+    if it does not come up). ``origin``: trace time 0 while the devices register."""
+    from labkit.fota.simulate import SimFleet
+
+    sim = SimFleet(lab.server, devices, clock=clock, on_event=lab.server.on_event, **options)
+    if origin is not None:
+        sim.set_link_origin(origin)
+    try:
+        await sim.start(timeout=30.0)
+    except BaseException:
+        await sim.stop()
+        raise
+    return sim
+
+
+class LabFleet:
+    """Simulated devices behind link relays on a :func:`scaled_lab`, kept for several
+    campaigns (made by :func:`fleet`). Close it before the lab (:meth:`close`)."""
+
+    def __init__(self, lab: Any, sim_fleet: Any, clock: Any) -> None:
+        self.lab = lab
+        self.sim = sim_fleet
+        self.clock = clock
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self.sim.endpoints)
+
+    def table(self) -> pd.DataFrame:
+        """Per device: ``device``, link ``profile`` and ``faults`` (comma-separated)."""
+        import pandas as pd
+
+        rows = [
+            {"device": m.endpoint, "profile": m.profile, "faults": ",".join(sorted(m.faults))}
+            for m in self.sim.members
+        ]
+        return pd.DataFrame(rows, columns=["device", "profile", "faults"])
+
+    def campaign(self, package: bytes, **options: Any) -> Any:
+        """A :class:`~labkit.fota.campaign.Campaign` over this fleet (not started yet); the
+        options are the campaign's (``canary``, ``waves``, ``max_concurrent`` ...)."""
+        from labkit.fota.campaign import Campaign
+
+        kwargs = dict(_RUN_OPTIONS)
+        kwargs.update(fleet=self.sim.tags(), clock=self.clock)
+        kwargs.update(options)
+        return Campaign(self.lab.server, package, **kwargs)
+
+    def start(self, campaign: Any) -> Any:
+        """Start ``campaign`` on the lab loop and return at once (a Future of its end)."""
+        return self.lab.submit(campaign.run())
+
+    def run(self, campaign: Any, timeout: float = 120.0) -> Any:
+        """Run ``campaign`` to its end (at most ``timeout`` wall seconds) and return it."""
+        future = self.start(campaign)
+        return wait_campaign(campaign, future, timeout=timeout)
+
+    def events(self, campaign: Any) -> pd.DataFrame:
+        """The lab's events of this fleet while ``campaign`` ran."""
+        end = campaign.finished_at if campaign.finished_at is not None else self.clock()
+        return _events_between(self.lab, campaign.started_at or 0.0, end, self.endpoints)
+
+    def close(self) -> None:
+        """Stop the devices and their relays (bounded)."""
+        self.lab.call(self.sim.stop(), timeout=30.0)
+
+    def __repr__(self) -> str:
+        return f"<LabFleet {len(self.sim.members)} devices>"
+
+    def _repr_html_(self) -> str:
+        return self.table().to_html(index=False)
+
+
+def fleet(
+    lab: Any,
+    devices: int,
+    *,
+    profile: str = "mixed",
+    faults: str = "",
+    seed: int = 0,
+    clean: int = 0,
+) -> LabFleet:
+    """``devices`` simulated devices (``sim-0001`` ...) behind link relays with the links of
+    ``profile`` (``"mixed"``: NB-IoT, LTE-M and Wi-Fi) and the faults of the spec ``faults``
+    (``"boot-fail:0.1"``, :func:`labkit.sim.faults.assign_faults`), registered to ``lab`` (a
+    :func:`scaled_lab`). The first ``clean`` devices get no fault (a canary you trust).
+    """
+    from labkit.sim.faults import assign_faults
+
+    clock = _lab_clock(lab)
+    sets = assign_faults(faults, devices, seed) if faults else [set() for _ in range(devices)]
+    for i in range(min(clean, devices)):
+        sets[i] = set()
+
+    work = _start_fleet(
+        lab,
+        clock,
+        devices,
+        profile=profile,
+        seed=seed,
+        faults=sets,
+        feed_interval_s=120.0,
+    )
+    return LabFleet(lab, lab.call(work, timeout=60.0), clock)
+
+
+def wait_campaign(campaign: Any, future: Any, *, timeout: float = 120.0) -> Any:
+    """Wait for a started campaign's end (``future`` from :meth:`LabFleet.start`); after
+    ``timeout`` wall seconds cancel it, interrupting transfers, and wait for that."""
+    import concurrent.futures
+
+    try:
+        future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        campaign.cancel(abort=True)
+        future.result(timeout=30.0)
+    return campaign
+
+
+def _status_counts(campaign: Any) -> dict[str, int]:
+    statuses = [run.status for run in list(campaign.runs.values())]
+    return {s: statuses.count(s) for s in ("pending", "waiting", "updating", "success", "failed")}
+
+
+def pause_and_resume(
+    campaign: Any, future: Any, *, after: int = 2, hold_s: float = 1.5, timeout: float = 120.0
+) -> pd.DataFrame:
+    """Pause a running campaign once ``after`` devices have finished, hold it ``hold_s``
+    wall seconds, resume it and wait for its end; a snapshot of the devices' statuses at
+    each of those moments.
+
+    Returns
+    -------
+    DataFrame
+        ``moment``, ``campaign`` (its status), ``started`` (devices whose update began),
+        ``pending``, ``waiting``, ``updating``, ``success``, ``failed``.
+    """
+    import time
+
+    import pandas as pd
+
+    rows = []
+
+    def snap(moment: str) -> None:
+        started = sum(r.attempts > 0 for r in list(campaign.runs.values()))
+        rows.append(
+            {
+                "moment": moment,
+                "campaign": campaign.status,
+                "started": started,
+                **_status_counts(campaign),
+            }
+        )
+
+    deadline = time.monotonic() + timeout
+    while campaign.progress[0] < after and not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    campaign.pause()
+    time.sleep(0.05)
+    snap("paused")
+    time.sleep(hold_s)
+    snap(f"still paused, {hold_s:g} s later")
+    campaign.resume()
+    time.sleep(0.05)
+    snap("resumed")
+    wait_campaign(campaign, future, timeout=max(1.0, deadline - time.monotonic()))
+    snap("finished")
+    return pd.DataFrame(rows)

@@ -363,3 +363,242 @@ def test_wait_for_line_says_why_it_gave_up() -> None:
     assert slow.result is not None and slow.result.stopped
     with pytest.raises(ValueError):
         course.run_in_background(_python("pass"), timeout=0)
+
+
+# -- Failure modes (notebook 05) -------------------------------------------------------------
+
+
+def test_operator_guide_has_one_row_per_code_with_advice() -> None:
+    guide = course.operator_guide()
+    assert guide.columns.tolist() == ["code", "name", "description", "likely_cause", "next_step"]
+    assert guide["code"].tolist() == list(range(12))
+    assert guide["description"].tolist() == [r.description for r in UpdateResult]
+    assert (guide["likely_cause"].str.len() > 10).all() and (
+        guide["next_step"].str.len() > 10
+    ).all()
+    assert "roll" in guide.set_index("code").loc[8, "likely_cause"]
+    assert isinstance(guide.index, pd.RangeIndex)
+
+
+def test_failure_cases_cover_every_final_code() -> None:
+    codes = {case.expected for case in course.FAILURE_CASES}
+    assert codes == set(range(1, 12))
+    names = [case.endpoint for case in course.FAILURE_CASES]
+    assert len(set(names)) == len(names) and names == sorted(names)
+
+
+def test_failure_matrix_produces_every_code_on_purpose(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from labkit import Lab
+    from labkit.plots import plot_result_counts
+
+    key = course.lab_key(tmp_path / "keys")
+    assert key.exists() and key.parent == tmp_path / "keys"
+    with Lab() as lab:
+        matrix = course.failure_matrix(lab, fast=True, key=key)
+        slots = course.flash_table(lab, ["r01-success", "r08-boot-fail", "r05-wrong-key"])
+    assert matrix["device"].tolist() == [c.endpoint for c in course.FAILURE_CASES]
+    problems = matrix.loc[~matrix["match"], ["device", "expected", "observed", "reported"]]
+    assert problems.empty, problems.to_string()
+    assert set(matrix["observed"]) == set(range(1, 12))
+    assert (matrix["final_state"] == 0).all()  # nobody left in 1, 2 or 3
+    assert (matrix["fw_before"] == course.OLD_VERSION).all()
+    winners = set(matrix.loc[matrix["fw_after"] == course.NEW_VERSION, "device"])
+    assert winners == {"r01-success", "r11-defer"}
+    defer = matrix.set_index("device").loc["r11-defer"]
+    assert defer["reported"] == "11 → 1" and defer["final_result"] == 1
+    assert str(matrix["result"].dtype) == "category"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plot_result_counts(matrix)
+    assert len(ax.patches) == 11
+    by_device = slots.set_index("device")
+    assert by_device.loc["r01-success", "running"] == "b"
+    assert by_device.loc["r01-success", "slot_b"] == "MCUboot image 2.0.0"
+    assert by_device.loc["r08-boot-fail", "running"] == "a"
+    assert by_device.loc["r08-boot-fail", "fw_version"] == "1.0.0"
+    assert by_device.loc["r05-wrong-key", "result"].startswith("5 ")
+
+
+# -- Secure boot (notebook 06) ---------------------------------------------------------------
+
+
+def test_flip_byte_changes_one_payload_byte_only() -> None:
+    from labkit.repo.images import inspect_image
+
+    image = course.package("2.0.0", 64)
+    flipped = course.flip_byte(image)
+    assert len(flipped) == len(image)
+    assert [i for i in range(len(image)) if image[i] != flipped[i]] == [32]
+    assert course.flip_byte(image, 0)[0] == image[0] ^ 1
+    with pytest.raises(ValueError):
+        course.flip_byte(image, len(image))
+    with pytest.raises(ValueError):
+        course.flip_byte(b"")
+    from labkit.repo.images import build_image
+
+    signed = build_image(version="2.0.0", size=1024, key=course.lab_key())
+    info = inspect_image(signed)
+    diff = [i for i in range(len(signed)) if signed[i] != course.flip_byte(signed)[i]]
+    assert diff == [info.header_size + info.image_size // 2]
+
+
+def test_verify_table_names_the_reason_of_each_refusal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from labkit.repo.images import build_image, public_key
+
+    key = course.lab_key(tmp_path)
+    good = build_image(version="2.0.0", size=2048, key=key)
+    table = course.verify_table(
+        {
+            "good": good,
+            "tampered": course.flip_byte(good),
+            "wrong key": build_image(version="2.0.0", size=2048, key=key, broken="wrong-key"),
+            "noise": build_image(version="2.0.0", size=2048, broken="not-an-image"),
+        },
+        key=public_key("ed25519", tmp_path),
+    )
+    rows = table.set_index("image")
+    assert rows["ok"].tolist() == [True, False, False, False]
+    assert rows["reason"].tolist() == ["ok", "bad hash", "bad signature", "bad magic"]
+    assert rows.loc["good", "hash_tlv"] == rows.loc["good", "hash_now"]
+    assert rows.loc["tampered", "hash_tlv"] != rows.loc["tampered", "hash_now"]
+    assert rows.loc["tampered", "hash_tlv"] == rows.loc["good", "hash_tlv"]
+    assert pd.isna(rows.loc["noise", "hash_tlv"]) and rows.loc["good", "version"] == "2.0.0"
+
+
+# -- 04 link quality versus PUSH decisions, 07 fleet campaigns ---------------------------------
+
+
+def test_link_traces_are_tidy_and_distinct_per_trace() -> None:
+    traces = course.link_traces(["nb-iot", "wifi", "mixed"], devices=2, minutes=10, step_s=60)
+    assert list(traces.columns) == [
+        "trace",
+        "profile",
+        "device",
+        "t_min",
+        "rssi_dbm",
+        "link_quality",
+        "loss",
+        "band",
+    ]
+    assert len(traces) == 3 * 2 * 10 and isinstance(traces.index, pd.RangeIndex)
+    assert traces["trace"].nunique() == 6
+    assert traces["trace"].str.match(r"mixed #\d \((nb-iot|lte-m|wifi)\)").sum() == 20
+    wide = traces.pivot(index="t_min", columns="trace", values="rssi_dbm")
+    assert not wide.T.duplicated().any()  # no two traces are the same link
+    assert set(traces["band"]) <= {"good", "fair", "poor"}
+    assert traces.equals(
+        course.link_traces(["nb-iot", "wifi", "mixed"], devices=2, minutes=10, step_s=60)
+    )
+
+
+def test_trace_summary_counts_the_time_below_the_threshold() -> None:
+    traces = pd.DataFrame(
+        {
+            "trace": ["a"] * 4 + ["b"] * 2,
+            "rssi_dbm": [-100, -110, -120, -90, -80, -81],
+            "loss": [0.0, 0.1, 0.2, 0.0, 0.0, 0.0],
+        }
+    )
+    summary = course.trace_summary(traces, threshold_dbm=-105)
+    assert list(summary["trace"]) == ["a", "b"]
+    assert list(summary["below_pct"]) == [50.0, 0.0]
+    assert list(summary["rssi_min"]) == [-120, -81]
+    assert summary.loc[0, "max_loss"] == 0.2
+
+
+def test_policy_examples_ask_every_policy_about_every_sample() -> None:
+    table = course.policy_examples()
+    assert len(table) == len(course.EXAMPLE_POLICIES) * len(course.EXAMPLE_SNAPSHOTS)
+    by = table.set_index(["link", "policy"])["action"]
+    assert by[("poor", "always")] == "push" and by[("poor", "threshold")] == "wait"
+    assert by[("fair", "threshold")] == "push" and by[("fair", "hysteresis")] == "wait"
+    assert by[("no /4 answer", "threshold")] == "wait"
+    assert by[("good, battery 12 %", "battery-floor(threshold)")] == "give_up"
+    assert table["reason"].str.len().min() > 5
+
+
+def test_policy_walk_carries_memory_like_a_campaign() -> None:
+    walk = course.policy_walk("hysteresis", [-95, -88, -100, -107])
+    assert list(walk["action"]) == ["wait", "push", "push", "wait"]
+    window = course.policy_walk("best-window", [-100, -99, -98], max_wait_s=120)
+    assert list(window["waited_s"]) == [0.0, 60.0, 120.0]
+    assert list(window["action"]) == ["wait", "wait", "push"]
+    assert "falling back" in window.loc[2, "reason"]
+
+
+def test_weak_links_are_calm_except_for_the_scripted_trouble() -> None:
+    links = course.weak_links(3, [1])
+    good, weak = links[0].trace, links[1].trace
+    assert {good.sample(t).rssi_dbm for t in (0, 100, 300, 1000)} == {-90}
+    assert weak.sample(1.0).rssi_dbm == -115
+    middle = (course.OUTAGE_FROM_S + course.OUTAGE_UNTIL_S) / 2
+    assert weak.sample(middle).loss == 1.0
+    assert weak.sample(course.WEAK_UNTIL_S + 1).rssi_dbm == -90
+
+
+def test_bad_package_is_no_firmware() -> None:
+    from labkit.client.bootloader import classify_package
+
+    bad = course.bad_package(1000)
+    assert len(bad) == 1000 and classify_package(bad) is None
+    assert classify_package(course.package("2.0.0", 1000)) is not None
+
+
+def test_a_lab_without_a_scaled_clock_is_refused() -> None:
+    from labkit.runtime import Lab
+
+    with Lab() as plain, pytest.raises(ValueError, match="scaled_lab"):
+        course.policy_run(plain, "always", devices=1)
+
+
+@pytest.fixture(scope="module")
+def scaled():  # type: ignore[no-untyped-def]
+    lab = course.scaled_lab(50.0)
+    yield lab
+    lab.close()
+
+
+def test_threshold_waits_out_the_outage_and_always_loses_the_weak_device(scaled) -> None:  # type: ignore[no-untyped-def]
+    always = course.policy_run(scaled, "always", devices=2, image_size=64 * 1024)
+    threshold = course.policy_run(scaled, "threshold", devices=2, image_size=64 * 1024)
+    assert always.devices == ["always-0001", "always-0002"] and always.weak == ["always-0002"]
+    a = always.table().set_index("device")
+    assert a.loc["always-0001", "result"] == 1 and a.loc["always-0002", "result"] == 4
+    assert set(threshold.table()["result"]) == {1}
+    table = course.compare_runs([always, threshold])
+    assert list(table["run"]) == ["always", "threshold"]
+    assert list(table["result_4"]) == [1, 0]
+    assert table.loc[1, "thresholds"] == "min_rssi_dbm -105"
+    assert table.loc[1, "time_to_complete_s"] > table.loc[0, "time_to_complete_s"]
+    weak = threshold.decisions(threshold.weak[0])
+    assert weak["decision"].iloc[0] == "wait" and weak["rssi_dbm"].iloc[0] == -115
+    assert weak["decision"].iloc[-1] == "push" and weak["rssi_dbm"].iloc[-1] == -90
+    assert set(threshold.events["device"].dropna().astype(str)) <= set(threshold.devices)
+
+
+def test_threshold_explorer_reruns_with_the_sliders_value(scaled) -> None:  # type: ignore[no-untyped-def]
+    explorer = course.ThresholdExplorer(scaled, devices=2, image_size=32 * 1024)
+    explorer.slider.value = -120.0
+    run = explorer.run()
+    assert run.thresholds == {"min_rssi_dbm": -120.0} and run.label.startswith("threshold")
+    assert list(explorer.comparison()["thresholds"]) == ["min_rssi_dbm -120"]
+    assert "threshold -120 dBm" in explorer.status.value and "<table" in explorer.table.value
+
+
+def test_fleet_canary_stops_a_bad_release_and_pause_holds_new_starts(scaled) -> None:  # type: ignore[no-untyped-def]
+    fleet = course.fleet(scaled, 4, profile="wifi", faults="boot-fail:0.25", seed=1, clean=1)
+    try:
+        table = fleet.table()
+        assert list(table["faults"]).count("boot-fail") == 1 and table.loc[0, "faults"] == ""
+        broken = fleet.run(fleet.campaign(course.bad_package(4096), canary=1))
+        assert broken.status == "stopped"
+        assert list(broken.devices()["status"]) == ["failed", "skipped", "skipped", "skipped"]
+        campaign = fleet.campaign(course.package("2.0.0", 4096), max_concurrent=1)
+        moments = course.pause_and_resume(campaign, fleet.start(campaign), after=1, hold_s=0.5)
+        assert list(moments["moment"])[::3] == ["paused", "finished"]
+        assert moments.loc[0, "started"] == moments.loc[1, "started"]  # nothing new while paused
+        assert moments.loc[3, "success"] == 3 and moments.loc[3, "failed"] == 1
+        assert len(fleet.events(campaign)) > 0
+    finally:
+        fleet.close()
