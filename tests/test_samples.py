@@ -199,12 +199,6 @@ def test_campaign_outcomes_refuses_a_run_that_is_no_campaign() -> None:
         campaign_outcomes([SAMPLES_DIR / "push-single"])
 
 
-@pytest.mark.xfail(
-    reason="labkit.record.attempts does not take a campaign's inferred verdicts (kind "
-    "'campaign' rows, e.g. CONNECTION_LOST of a stalled PUSH) and counts a device's rejected "
-    "duplicate Execute (a device-side 4.05 row) as a new attempt",
-    strict=False,
-)
 def test_attempts_from_events_agree_with_the_campaign() -> None:
     for policy in ("always", "threshold"):
         run = read_run(SAMPLES_DIR / f"campaign-{policy}")

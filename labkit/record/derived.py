@@ -252,20 +252,38 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     An attempt **starts** at the first of these rows for a device that has no open attempt:
 
     - a ``decision`` row with decision ``push`` or ``pull`` (the policy started an update);
-    - a ``request`` row writing the package or its URI (path ``/5/0/0`` or ``/5/0/1``, method
-      PUT/POST or unknown) or executing Update (``/5/0/2``, POST or unknown);
-    - a ``fw_state`` row entering DOWNLOADING (the previous State reported was not DOWNLOADING).
+    - a ``request`` row the lab sent (any source but ``device``: the server, an imported
+      capture ...) writing the package or its URI (path ``/5/0/0`` or ``/5/0/1``, method
+      PUT/POST or unknown) or executing Update (``/5/0/2``, POST or unknown), unless it carries
+      an error code (anything but 2.xx / HTTP 2xx-3xx).
 
-    It **ends** at the first ``fw_result`` row with a final code (1 SUCCESS ... 10 CANCELLED)
-    that is *news*: it differs from the result the device reported before, or a DOWNLOADING or
-    UPDATING State row was seen since that previous result (so the reset to INITIAL was merely
-    not observed). Re-reads of an unchanged result (a stale SUCCESS read after the decision but
-    before the download resets it, or one transition logged by both server and device) neither
-    end nor start anything. INITIAL and DEFERRED (11) keep the attempt open. An attempt with no
-    final result runs to the end of the run (the last event of any device) and has
-    ``finished=False``. Limitation: an attempt reset
-    without a result (State back to IDLE with result INITIAL, e.g. an empty URI written) stays
-    open until the next final result.
+    Only for a device none of those rows was recorded for (a device-side log, a partial
+    recording), what the device observed starts attempts too: its own record of such a request
+    answered with a success code (2.04, 2.31 ...; a write it refused with 4.13, a duplicate
+    Execute answered 4.05 after the reboot or a request it did not answer starts nothing), and
+    a ``fw_state`` row entering DOWNLOADING (the previous State reported was not DOWNLOADING).
+    Where the lab's side is recorded, the device's and the server's records of a request or a
+    State change belong to the attempt the lab started and never start one of their own.
+
+    It **ends** at the first of these rows:
+
+    - a ``campaign`` row carrying a final result (1 SUCCESS ... 10 CANCELLED): the campaign's
+      verdict on the attempt, including a result it inferred (4 CONNECTION_LOST for a download
+      that stalled while the device reported nothing, digest 1.3) and a SUCCESS judged from
+      /3/0/3 while the device reported Result 0;
+    - a ``fw_result`` row with a final code that is *news*: it differs from the result the
+      device reported (or the campaign judged) before, or a DOWNLOADING or UPDATING State row
+      was seen since that previous result (so the reset to INITIAL was merely not observed).
+
+    So each change of the result is taken once: the server and the device both record the same
+    /5/0/5 change, and a campaign repeats it in its verdict; the later copies, like re-reads of
+    an unchanged result (a stale SUCCESS read after the decision but before the download resets
+    it), neither end nor start anything. INITIAL and DEFERRED (11) keep the attempt open. An
+    attempt with no final result runs to the end of the run (the last event of any device) and
+    has ``finished=False``. Limitations: an attempt reset without a result (State back to IDLE
+    with result INITIAL, e.g. an empty URI written) stays open until the next final result; a
+    result the server observes only after the next attempt started (a lag longer than the
+    back-off) ends that attempt.
 
     Returns
     -------
@@ -292,7 +310,8 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
           unfinished attempt the last result reported during it (NA if none)
         - ``fw_before``, ``fw_after`` (string): last /3/0/3 seen at or before the start, and last
           one seen after the start and before the next attempt (NA if none)
-        - ``success`` (bool, result is SUCCESS), ``finished`` (bool, a final result was seen)
+        - ``success`` (bool, result is SUCCESS), ``finished`` (bool, a final result was seen
+          or judged)
         - ``wave`` (Int16): last ``wave`` value of the device before its next attempt; NA
     """
     ev = _by_seq(events)
@@ -302,7 +321,18 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     run_end = _ts_array(ev["ts"]).max() if len(ev) else np.datetime64("NaT", "us")
     wanted = np.isin(
         kcode_all,
-        [_K[k] for k in ("fw_state", "fw_result", "fw_version", "decision", "request", "block")],
+        [
+            _K[k]
+            for k in (
+                "fw_state",
+                "fw_result",
+                "fw_version",
+                "decision",
+                "request",
+                "block",
+                "campaign",
+            )
+        ],
     )
     detail_all = ev["detail"]
     retrans_all = (detail_all == "retransmission").fillna(False).to_numpy(dtype=bool)
@@ -318,6 +348,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     dec_codes, dec_labels = _labels(ev["decision"], sel, str.lower)
     met_codes, met_labels = _labels(ev["method"], sel, str.strip)
     pro_codes, pro_labels = _labels(ev["protocol"], sel, str.strip)
+    source = _cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy()[sel]
     pos = np.arange(n)
 
     dev_starts = _group_starts(d)
@@ -334,34 +365,52 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
             prev = np.where(np.r_[True, d[p][1:] != d[p][:-1]], -2, prev)
         return p, prev
 
-    # ends: a final result that differs from the previous result of the device, or that
-    # follows a DOWNLOADING/UPDATING State row seen since that previous result (the reset
-    # to INITIAL in between was not observed)
-    is_result = (k == _K["fw_result"]) & (rcode >= 0)
+    # ends: a campaign's verdict on the device (a ``campaign`` row carrying a final result),
+    # or a final result that differs from the previous result of the device (reported,
+    # observed or judged by the campaign), or that follows a DOWNLOADING/UPDATING State row
+    # seen since that previous result (the reset to INITIAL in between was not observed)
+    is_verdict = (k == _K["campaign"]) & (rcode >= 0)
+    is_result = ((k == _K["fw_result"]) & (rcode >= 0)) | is_verdict
     is_state = (k == _K["fw_state"]) & (scode >= 0)
     rp, rprev = prev_in_device(is_result, rcode)
     progress = np.cumsum(is_state & np.isin(scode, [int(State.DOWNLOADING), int(State.UPDATING)]))
     since = progress[rp] - progress[np.r_[0, rp[:-1]]] if len(rp) else rp
     final_codes = np.array([int(r) for r in FINAL_RESULTS])
     is_end = np.zeros(n, dtype=bool)
-    is_end[rp] = np.isin(rcode[rp], final_codes) & ((rcode[rp] != rprev) | (since > 0))
+    is_end[rp] = np.isin(rcode[rp], final_codes) & (
+        (rcode[rp] != rprev) | (since > 0) | is_verdict[rp]
+    )
 
-    # starts
-    sp, sprev = prev_in_device(is_state, scode)
-    is_start = np.zeros(n, dtype=bool)
-    downloading = int(State.DOWNLOADING)
-    is_start[sp] = (scode[sp] == downloading) & (sprev != downloading)
+    # starts: what the lab did (policy decisions, requests sent by the server); what the
+    # device observed (its record of requests it accepted, DOWNLOADING entered) only for a
+    # device none of the former was recorded for
     dec_push_pull = (k == _K["decision"]) & np.isin(dec_labels, ["push", "pull"])[dec_codes]
-    is_start |= dec_push_pull
     is_request = k == _K["request"]
-    path = np.full(n, "", dtype=object)
     requests = np.flatnonzero(is_request)
-    path[requests] = _norm_path(ev["path"].take(sel[requests]))
+    rpath = _norm_path(ev["path"].take(sel[requests]))  # per request row
+    code_codes, code_labels = _labels(ev["code"], sel[requests], str.strip)
     met_upper = np.array([m.upper() for m in met_labels], dtype=object)
-    write_ok = np.isin(met_upper, ["PUT", "POST", ""])[met_codes]  # "" = no method logged
-    exec_ok = np.isin(met_upper, ["POST", ""])[met_codes]
-    is_start |= is_request & np.isin(path, ["5/0/0", "5/0/1"]) & write_ok
-    is_start |= is_request & (path == "5/0/2") & exec_ok
+    rmet = met_codes[requests]
+    write_ok = np.isin(met_upper, ["PUT", "POST", ""])[rmet]  # "" = no method logged
+    exec_ok = np.isin(met_upper, ["POST", ""])[rmet]
+    # answered: 2.xx (CoAP) or 2xx/3xx (HTTP); refused: any other code; "" = no code logged
+    answer = np.array(
+        [2 if c[:1] in ("2", "3") else (0 if c == "" else 1) for c in code_labels], dtype=np.int8
+    )[code_codes]
+    is_package, is_uri = rpath == "5/0/0", rpath == "5/0/1"
+    starting = (((is_package | is_uri) & write_ok) | ((rpath == "5/0/2") & exec_ok)) & (answer != 1)
+    by_device = source[requests] == SOURCE_DTYPE.categories.get_loc("device")
+    acted = dec_push_pull.copy()
+    acted[requests] |= starting & ~by_device
+    observed = np.zeros(n, dtype=bool)
+    observed[requests] = starting & by_device & (answer == 2)
+    sp, sprev = prev_in_device(is_state, scode)
+    downloading = int(State.DOWNLOADING)
+    observed[sp] |= (scode[sp] == downloading) & (sprev != downloading)
+    device_acted = (
+        np.repeat(np.add.reduceat(acted.astype(np.int64), dev_starts) > 0, dev_len) if n else acted
+    )
+    is_start = acted | (observed & ~device_acted)
 
     # epochs: rows of a device between two ends (each end is the last row of its epoch)
     cum_end = np.cumsum(is_end)
@@ -400,17 +449,19 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
 
     # method hint
     # (labels of a code: labels[code], "" for a missing value)
-    met_lower = np.array([m.lower() for m in met_labels], dtype=object)
-    met_hint = np.where(np.isin(met_lower, ["push", "pull"]), met_lower, "")
-    hint = met_hint[met_codes]
-    hint = np.where(is_request & (path == "5/0/1") & (hint == ""), "pull", hint)
-    hint = np.where(is_request & (path == "5/0/0") & (hint == ""), "push", hint)
+    hint_names = np.array(["", "push", "pull"], dtype=object)
+    met_lower = [m.lower() for m in met_labels]
+    met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
+    hint = met_hint.astype(np.int8)[met_codes]
+    rhint = hint[requests]
+    rhint = np.where((rhint == 0) & is_uri, 2, np.where((rhint == 0) & is_package, 1, rhint))
+    hint[requests] = rhint
     first_dec = _first_per_key(row_att, dec_push_pull, n_att)
-    first_hint = _first_per_key(row_att, hint != "", n_att)
+    first_hint = _first_per_key(row_att, hint > 0, n_att)
     a_method = np.where(
         first_dec >= 0,
         dec_labels[_take(dec_codes, first_dec, -1)],
-        np.where(first_hint >= 0, _take(hint, first_hint, ""), ""),
+        np.where(first_hint >= 0, hint_names[_take(hint, first_hint, 0)], ""),
     )
     a_method = a_method.astype(object)
     a_method[a_method == ""] = None
@@ -434,7 +485,6 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     is_block = (k == _K["block"]) & in_att
     blk = ev["block"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
     nbytes = ev["bytes"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-    source = _cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy()[sel]
     bp = np.flatnonzero(is_block)
     dup_block = np.zeros(n, dtype=bool)
     dup_source_block = np.zeros(n, dtype=bool)

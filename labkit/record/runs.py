@@ -456,9 +456,11 @@ def campaign_outcomes(
 
     A run saved by :func:`labkit.fota.simulate.simulate` holds ``campaign_devices.parquet``
     (the campaign's per-device table) and ``links.parquet`` (each device's link profile and
-    faults). Unlike the attempts computed from the event table, the campaign's verdict
-    includes results it inferred when the device could not report one (a PUSH stalled by a
-    lost link is ``CONNECTION_LOST``, ``result_inferred`` True).
+    faults). The campaign's verdict includes results it inferred when the device could not
+    report one (a PUSH stalled by a lost link is ``CONNECTION_LOST``, ``result_inferred``
+    True); the attempts computed from the event table (:func:`~labkit.record.attempts`) take
+    them from the campaign's ``campaign`` rows, so the two agree on the last attempt of each
+    device, but only this table says which results were inferred.
 
     Parameters
     ----------

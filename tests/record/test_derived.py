@@ -164,6 +164,138 @@ def test_a_get_of_the_package_uri_does_not_start_an_attempt() -> None:
     assert len(attempts(events_to_frame(evs, "r"))) == 0
 
 
+def _rows(table: pd.DataFrame) -> list[tuple[object, ...]]:
+    return [
+        (r.device, r.attempt, r.start, r.end, r.result, r.finished)
+        for r in table.astype(object).where(table.notna(), None).itertuples()
+    ]
+
+
+def test_a_campaign_verdict_ends_the_attempt_it_judged() -> None:
+    def e(dt: float, source: str, kind: str, device: str = "d", **kw: object) -> Event:
+        return Event(ts=T0 + dt, source=source, kind=kind, device=device, wave=0, **kw)  # type: ignore[arg-type]
+
+    evs = [
+        # d: a PUSH stalls in DOWNLOADING; the device never reports a result; the campaign
+        # infers 4 CONNECTION_LOST, retries, the retry stalls before any State change and is
+        # judged 4 again (the same code, nothing seen since: still a verdict)
+        e(0, "server", "fw_result", result=0),
+        e(1, "policy", "decision", decision="push"),
+        e(2, "server", "request", method="PUT", path="/5/0/0"),
+        e(3, "device", "fw_state", state=1),
+        e(4, "server", "fw_state", state=1),
+        e(5, "device", "request", method="PUT", path="/5/0/0", detail="not answered"),
+        e(6, "server", "error", method="PUT", path="/5/0/0", detail="no answer"),
+        e(7, "campaign", "campaign", result=4, detail="retry 2 of 2 after CONNECTION_LOST"),
+        e(8, "policy", "decision", decision="push"),
+        e(9, "server", "request", method="PUT", path="/5/0/0"),
+        e(10, "campaign", "campaign", result=4, detail="device failed: CONNECTION_LOST"),
+        e(11, "device", "fw_result", result=4),  # the device's own report, once the link is back
+        e(12, "device", "fw_state", state=0),
+        # s: no persistence, Result 0 after the reboot; the campaign judged SUCCESS from /3/0/3
+        e(1, "policy", "decision", "s", decision="push"),
+        e(2, "server", "request", "s", method="PUT", path="/5/0/0"),
+        e(3, "server", "fw_state", "s", state=1),
+        e(4, "server", "fw_state", "s", state=2),
+        e(5, "server", "request", "s", method="POST", path="/5/0/2"),
+        e(6, "server", "fw_state", "s", state=3),
+        e(7, "server", "fw_state", "s", state=0),
+        e(8, "server", "fw_result", "s", result=0),
+        e(9, "campaign", "campaign", "s", result=1, detail="device success"),
+        # v: the verdict repeats the result the device reported: one attempt, ended by the device
+        e(1, "policy", "decision", "v", decision="push"),
+        e(2, "server", "request", "v", method="PUT", path="/5/0/0"),
+        e(3, "server", "fw_state", "v", state=1),
+        e(4, "device", "fw_result", "v", result=5),
+        e(5, "server", "fw_result", "v", result=5),
+        e(6, "campaign", "campaign", "v", result=5, detail="device failed"),
+        Event(ts=T0 + 20, source="lab", kind="note"),
+    ]
+    got = attempts(events_to_frame(sorted(evs, key=lambda x: x.ts), "r"))
+    assert _rows(got) == [
+        ("d", 1, ts(1), ts(7), "CONNECTION_LOST", True),
+        ("d", 2, ts(8), ts(10), "CONNECTION_LOST", True),
+        ("s", 1, ts(1), ts(9), "SUCCESS", True),
+        ("v", 1, ts(1), ts(4), "INTEGRITY_CHECK_FAILURE", True),
+    ]
+    assert got["success"].tolist() == [False, False, True, False]
+    assert got["wave"].tolist() == [0, 0, 0, 0]
+    assert got["final_state"].astype(str).tolist() == ["DOWNLOADING", "IDLE", "IDLE", "DOWNLOADING"]
+
+
+def test_requests_the_device_refused_start_no_attempt() -> None:
+    def e(dt: float, source: str, kind: str, device: str = "d", **kw: object) -> Event:
+        return Event(ts=T0 + dt, source=source, kind=kind, device=device, **kw)  # type: ignore[arg-type]
+
+    evs = [
+        # d (sim-0040 of the samples): the device refuses the package with 4.13 after
+        # reporting Result 2; server and campaign repeat Result 2
+        e(0, "policy", "decision", decision="push"),
+        e(1, "server", "request", method="PUT", path="/5/0/0"),
+        e(2, "device", "fault", detail="no-flash"),
+        e(3, "device", "fw_state", state=1),
+        e(4, "device", "fw_result", result=2),
+        e(5, "device", "fw_state", state=0),
+        e(6, "device", "request", method="PUT", path="/5/0/0", code="4.13"),
+        e(6.5, "device", "block", block=0, bytes=1024),
+        e(7, "server", "response", method="PUT", path="/5/0/0", code="4.13"),
+        e(8, "server", "fw_result", result=2),
+        e(9, "campaign", "campaign", result=2, detail="device failed: NOT_ENOUGH_FLASH"),
+        # u: a successful update; after the reboot the device answers a duplicate Execute
+        # with 4.05, and the server's late notification of DOWNLOADING (logged after the
+        # device's own records) is the same change, not a new attempt
+        e(0, "policy", "decision", "u", decision="push"),
+        e(1, "server", "request", "u", method="PUT", path="/5/0/0"),
+        e(2, "device", "fw_state", "u", state=1),
+        e(3, "device", "fw_state", "u", state=2),
+        e(4, "server", "request", "u", method="POST", path="/5/0/2"),
+        e(5, "device", "request", "u", method="POST", path="/5/0/2", code="2.04"),
+        e(6, "device", "fw_state", "u", state=3),
+        e(7, "device", "reboot", "u"),
+        e(8, "device", "fw_state", "u", state=0),
+        e(9, "device", "fw_result", "u", result=1),
+        e(10, "device", "request", "u", method="POST", path="/5/0/2", code="4.05"),
+        e(11, "server", "fw_state", "u", state=1),  # late
+        e(12, "server", "fw_state", "u", state=0),
+        e(13, "server", "fw_result", "u", result=1),
+        Event(ts=T0 + 20, source="lab", kind="note"),
+    ]
+    got = attempts(events_to_frame(sorted(evs, key=lambda x: x.ts), "r"))
+    assert _rows(got) == [
+        ("d", 1, ts(0), ts(4), "NOT_ENOUGH_FLASH", True),
+        ("u", 1, ts(0), ts(9), "SUCCESS", True),
+    ]
+    assert got["blocks"].tolist() == [0, 0]  # the refused write's block is in no attempt
+
+
+def test_a_device_side_log_starts_attempts_from_what_the_device_accepted() -> None:
+    def e(dt: float, kind: str, **kw: object) -> Event:
+        return Event(ts=T0 + dt, source="device", kind=kind, device="d", **kw)  # type: ignore[arg-type]
+
+    evs = [
+        e(0, "request", method="PUT", path="/5/0/0", code="4.13"),  # refused: nothing
+        e(1, "request", method="PUT", path="/5/0/1", code="2.04"),  # accepted: attempt 1
+        e(2, "fw_state", state=1),
+        e(3, "fw_result", result=4),
+        e(4, "fw_state", state=0),
+        e(5, "request", method="PUT", path="/5/0/0", detail="not answered"),  # nothing
+        e(6, "fw_state", state=1),  # attempt 2 (its request was not recorded)
+        e(7, "fw_state", state=2),
+        e(8, "request", method="POST", path="/5/0/2", code="2.04"),
+        e(9, "fw_state", state=3),
+        e(10, "fw_state", state=0),
+        e(11, "fw_result", result=1),
+        e(12, "request", method="POST", path="/5/0/2", code="4.05"),  # duplicate: nothing
+        e(13, "fw_result", result=1),
+    ]
+    got = attempts(events_to_frame(evs, "r"))
+    assert _rows(got) == [
+        ("d", 1, ts(1), ts(3), "CONNECTION_LOST", True),
+        ("d", 2, ts(6), ts(11), "SUCCESS", True),
+    ]
+    assert got["method"].iloc[0] == "pull" and pd.isna(got["method"].iloc[1])  # no write seen
+
+
 def test_decisions(events: pd.DataFrame) -> None:
     got = decisions(events)
     assert list(got.columns) == [
