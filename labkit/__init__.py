@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 
-# aiocoap's udp6 transport sets SO_REUSEPORT before bind() on Linux; with it, two sockets bound
-# to port 0 may be handed the same port and the kernel load-balances datagrams between them
-# (seen with 100 simulated devices registering at once). Every labkit socket wants its own
-# port, so turn it off for this process unless the user chose otherwise.
+# Every socket labkit binds comes from labkit.coap.open_udp_context (no SO_REUSEPORT). This
+# default is for aiocoap contexts created by *other* code in a labkit process (notebooks,
+# benchmark references): aiocoap's udp6 server transport sets SO_REUSEPORT on Linux, and two
+# such sockets bound to port 0 may share a port and split its datagrams. See labkit.coap.
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 __version__ = "0.1.0"

@@ -671,9 +671,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``labkit`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from labkit.runtime import disable_reuse_port
-
-    disable_reuse_port()  # distinct ports per device; a busy --listen port fails loudly
     try:
         return int(args._run(args))
     except KeyboardInterrupt:

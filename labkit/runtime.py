@@ -25,7 +25,7 @@ Rules this module keeps:
 * A forgotten lab does not hang interpreter exit: :func:`weakref.finalize` closes it (devices
   de-register, the server stops, the recorder flushes, the loop stops, the thread is joined).
 
-* Sockets are bound without ``SO_REUSEPORT`` (see :func:`disable_reuse_port`), so two
+* Sockets are bound without ``SO_REUSEPORT`` (:func:`labkit.coap.open_udp_context`), so two
   simulated devices never share an ephemeral port.
 
 The firmware repository (``lab.repository``, ``lab.publish(name, image)``) is started on first
@@ -42,7 +42,6 @@ import concurrent.futures
 import html
 import inspect
 import itertools
-import os
 import threading
 import time
 import weakref
@@ -65,7 +64,6 @@ __all__ = [
     "LabClosedError",
     "ObservationHandle",
     "derive_seed",
-    "disable_reuse_port",
     "format_address",
     "start_devices",
 ]
@@ -93,19 +91,6 @@ REGISTRATION_COLUMNS = (
     "expires_at",
     "reg_id",
 )
-
-
-def disable_reuse_port() -> None:
-    """Make aiocoap bind its UDP sockets without ``SO_REUSEPORT`` (unless the user chose).
-
-    aiocoap's udp6 transport sets ``SO_REUSEPORT`` before ``bind`` on Linux. With it, a
-    ``bind(port=0)`` may be given a port that another reuse-port socket of the same user already
-    holds: two simulated devices then share one port, the kernel load-balances datagrams between
-    them, and one device's 2.01 lands on the other's socket (seen with 100 devices registering
-    at once). It also lets a forgotten second server on 5683 silently steal traffic (spec 9.9).
-    Setting ``AIOCOAP_REUSE_PORT=0`` makes such binds fail or pick distinct ports instead.
-    """
-    os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 
 class LabClosedError(RuntimeError):
@@ -727,7 +712,9 @@ class Lab:
     run_id
         Name of the run (default: a timestamp).
     clock
-        The lab's clock, handed to the server and the devices.
+        The lab's clock, handed to the server and the devices. With a
+        :class:`~labkit.timebase.ScaledClock`, the devices the lab creates also get its scale
+        (``time_scale=``), so their timers run on the same simulated time.
 
     The lab starts on :meth:`start`, on entering a ``with`` block, or implicitly on first use.
     """
@@ -743,7 +730,6 @@ class Lab:
         run_id: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        disable_reuse_port()
         self._core = _Core(
             host=host,
             port=port,
@@ -947,6 +933,9 @@ class Lab:
             "clock": self._core.clock,
             "seed": derive_seed(self._core.seed, endpoint),
         }
+        scale = getattr(self._core.clock, "scale", None)  # a ScaledClock: scale the timers too
+        if isinstance(scale, int | float) and scale != 1.0:
+            options["time_scale"] = float(scale)
         options.update(kwargs)
         server_uri = options.pop("server_uri", None) or self.server_uri
         return SimulatedDevice(endpoint, server_uri, **options)

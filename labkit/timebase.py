@@ -103,14 +103,6 @@ class ScaledClock:
         """The simulated duration of ``wall_seconds`` wall seconds."""
         return wall_seconds * self.scale
 
-    def stamp(self, wall_epoch: float) -> float:
-        """A wall-clock timestamp (``time.time()`` taken in this process) in simulated time.
-
-        For components that must keep the wall clock for their own timers (a device whose
-        timers are not scaled yet) but whose events belong on the run's simulated time axis.
-        """
-        return self._wall0 + (wall_epoch - self._wall0) * self.scale
-
     async def sleep(self, sim_seconds: float) -> None:
         """Sleep ``sim_seconds`` of simulated time."""
         await asyncio.sleep(max(0.0, self.to_wall(sim_seconds)))

@@ -14,8 +14,11 @@ boot-fail, defer, power-loss, no-http). Its bootloader trusts the lab key in ``d
 (or ``trusted_key=``), so images from ``labkit image build`` in the same folder install.
 
 Many devices can run in one process; each owns one UDP socket (one aiocoap context), bound
-without SO_REUSEPORT (see :func:`open_udp_context`). An idle registered device costs about
-20 KiB of resident memory (measured with 1,000 devices in one process).
+without SO_REUSEPORT (:func:`labkit.coap.open_udp_context`, re-exported here). With
+``time_scale=100`` a device runs its timers and CoAP retransmissions 100 times faster than the
+wall clock (an NB-IoT update of ten minutes lasts six seconds; see :mod:`labkit.client.device`).
+An idle registered device costs about 20 KiB of resident memory (measured with 1,000 devices
+in one process).
 
 Quick use (in a notebook cell or any coroutine)::
 
@@ -33,10 +36,11 @@ other bytes are refused at download end (Result 6).
 from __future__ import annotations
 
 from labkit.client.bootloader import Bootloader
-from labkit.client.device import SimulatedDevice, open_udp_context
+from labkit.client.device import SimulatedDevice
 from labkit.client.firmware import InstallOutcome, default_installer, package_version
 from labkit.client.model import FaultTiming, FlashStorage
 from labkit.client.store import Attributes, ObjectStore, OperationError
+from labkit.coap import open_udp_context
 
 __all__ = [
     "Attributes",

@@ -23,14 +23,27 @@ Choices a lab user may want to know:
   :attr:`SimulatedDevice.install_delay` (so the State 3 notification leaves), closes the socket
   (the "reboot"), lets the bootloader verify the image with imgtool, swap slots, self-test and
   confirm (or roll back), then Registers again from a new ephemeral port (digest 1.6, 9.7)
-  with State 0 and Result 1, 5 or 8.
+  with State 0 and Result 1, 5 or 8. A device that cannot Register after a reboot keeps
+  trying with back-off, as a real one does.
 * The device has a hardware model (:mod:`labkit.client.model`): two flash slots and
   ``state.json`` on disk (every boot starts from them, so a power cut is survived), a RAM
   buffer, a battery, and faults by name (:mod:`labkit.sim.faults`) that strike at seeded
   points, each a ``fault`` event. A request the device cannot answer (power cut, link down)
   is held unanswered, as a dead device would leave it.
-* Notification attributes pmin/pmax/gt/lt/st are evaluated with the injected clock; waiting uses
-  the event loop's timers, so the clock must run at the loop's speed.
+* Time scale: ``time_scale=X`` runs the device ``X`` times faster than the wall clock (see
+  :mod:`labkit.timebase`). Every duration the device owns is in *simulated* seconds and is
+  divided by ``X`` before it reaches the event loop: the Update timer ``lt - min(93, lt/2)``
+  (digest 4.2), the Register/Update back-off, ``install_delay``, ``request_timeout`` (with a
+  floor of :data:`MIN_WALL_TIMEOUT_S` wall seconds, below which the event loop itself cannot
+  answer in time), pmin/pmax timers, ``retry_delay``, ``push_idle_timeout``, /5/0/13 deferrals
+  and the :class:`~labkit.client.model.FaultTiming` durations. Every CON the device sends
+  (Register, Update, De-register, PULL GETs, notifications and separate responses) carries
+  :func:`labkit.coap.scaled_tuning`, so its CoAP retransmissions happen at the simulated times
+  of RFC 7252 (ACK_TIMEOUT 2 s -> 20 ms at 100x). Timestamps, /3/0/13 and the notification
+  attributes read ``clock`` -- simulated time; by default a
+  :class:`~labkit.timebase.ScaledClock` of the same scale (give the run's clock to share one
+  time axis). The ``timeout=`` of :meth:`SimulatedDevice.start`, :meth:`~SimulatedDevice.stop`
+  and :meth:`~SimulatedDevice.reboot` are the caller's wall-clock bounds and are not scaled.
 * Queue mode (``b=UQ`` / ``Q``) is announced but not simulated: the device stays reachable.
 
 Nothing here reads the global random generator: the device holds ``random.Random(seed)``.
@@ -42,7 +55,6 @@ import asyncio
 import html
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path as FsPath
@@ -78,6 +90,7 @@ from labkit.client.store import (
     parse_execute_args,
     pmax_due,
 )
+from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
 from labkit.lwm2m.formats import (
@@ -114,53 +127,26 @@ from labkit.lwm2m.paths import Path
 from labkit.lwm2m.registration import register_links, register_query, update_delay
 from labkit.lwm2m.values import Value
 from labkit.sim.faults import check_faults
+from labkit.timebase import ScaledClock
 
-__all__ = ["InstallOutcome", "SimulatedDevice", "open_udp_context"]
+__all__ = ["MIN_WALL_TIMEOUT_S", "InstallOutcome", "SimulatedDevice"]
 
 log = logging.getLogger(__name__)
 
 _PACKAGE = Path.of(5, 0, 0)
 _PACKAGE_FORMATS = frozenset({None, 42, 1544, 11542})
 _MULTI_ONLY = frozenset({ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR})
-_BACKOFF_FIRST = 0.5  # s, first Register retry; doubles per attempt
+_BACKOFF_FIRST = 0.5  # simulated s, first Register retry; doubles per attempt
 _BACKOFF_MAX = 8.0
 _EPS = 1e-3
-_MAX_HOLD = 60.0  # s: a request held by a power cut is released when the socket closes
+_MAX_HOLD = 60.0  # wall s: a request held by a power cut is released when the socket closes
+_LOCAL_WALL_S = 10.0  # wall s: bound of local work (binding, closing the socket)
+_REBOOT_REGISTER_S = 30.0  # simulated s of Register tries right after a reboot, then back-off
 
-
-async def open_udp_context(
-    site: Any, host: str = "127.0.0.1", port: int = 0, *, loggername: str = "coap-device"
-) -> aiocoap.Context:
-    """An aiocoap context serving ``site`` on one UDP socket bound to ``(host, port)``.
-
-    Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])`` but
-    the socket is bound *without* ``SO_REUSEPORT``, which aiocoap sets on every server socket
-    on Linux. With port 0 and SO_REUSEPORT, Linux may give two sockets of the same user the
-    same ephemeral port and then split incoming datagrams between them -- with hundreds of
-    devices in one process, responses reach the wrong device. (The spec digest warns about
-    the same option for fixed ports, pitfall 9.) Uses aiocoap's udp6 transport internals
-    (``_create_transport_endpoint``); Linux only, as the udp6 transport itself.
-    """
-    from aiocoap.transports.udp6 import MessageInterfaceUDP6
-
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(
-        host, port, family=socket.AF_INET6, type=socket.SOCK_DGRAM, flags=socket.AI_V4MAPPED
-    )
-    sock = socket.socket(family=socket.AF_INET6, type=socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(infos[0][4])
-    except OSError:
-        sock.close()
-        raise
-    ctx = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
-    await ctx._append_tokenmanaged_messagemanaged_transport(
-        lambda mman: MessageInterfaceUDP6._create_transport_endpoint(
-            sock, mman, log=ctx.log, loop=loop
-        )
-    )
-    return ctx
+#: Wall seconds at least for one request the device sends (``request_timeout`` divided by the
+#: time scale): 10 s at 1000x would be 10 ms, less than one busy event-loop turn, and every
+#: answer would come "too late". At 100x the default 10 s is 0.1 s wall, above the floor.
+MIN_WALL_TIMEOUT_S = 0.05
 
 
 def _nothing() -> None:
@@ -173,7 +159,7 @@ def _forget_pending_acks(ctx: aiocoap.Context) -> None:
     A request held unanswered (power cut, link drop) leaves a timer in aiocoap's message
     manager that would send an empty ACK on the closed socket after the power-off (aiocoap
     0.4.17 does not cancel them at shutdown). Uses the udp6 transport internals, as
-    :func:`open_udp_context` does.
+    :func:`labkit.coap.open_udp_context` does.
     """
     for ri in ctx.request_interfaces:
         mm = getattr(ri, "token_interface", None)
@@ -230,12 +216,16 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
         device = self._device
         down = device.link_down_remaining()
         if down > 0:  # link-drop: nothing gets through until the link is back
-            await device._hold(down)
-            return device._refuse("5.03", "the link was down")
-        response = device._render(request)
-        if response is None:  # power lost or link dropped while handling it: never answered
-            await device._hold(device.link_down_remaining() or _MAX_HOLD)
-            return device._refuse("5.03", "the link was down")
+            await device._hold(device._wall(down))
+            response = device._refuse("5.03", "the link was down")
+        else:
+            answer = device._render(request)
+            if answer is None:  # power lost or link dropped while handling it: never answered
+                down = device.link_down_remaining()
+                await device._hold(device._wall(down) if down else _MAX_HOLD)
+                answer = device._refuse("5.03", "the link was down")
+            response = answer
+        response.transport_tuning = device._reply_tuning  # a separate response: scaled timers
         return response
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
@@ -263,7 +253,11 @@ class SimulatedDevice:
     on_event:
         Sink for ``source="device"`` :class:`~labkit.events.Event` rows.
     clock:
-        Seconds since the epoch; event timestamps, Current Time and attribute timing use it.
+        Simulated seconds since the epoch; event timestamps, Current Time and attribute timing
+        use it. Default: :func:`time.time` at scale 1, else a new
+        :class:`~labkit.timebase.ScaledClock` of ``time_scale``.
+    time_scale:
+        Simulated seconds per wall second (see the module docstring); 1.0 is real time.
     seed:
         Seed of the device's own random generator (back-off jitter, simulated values).
     lwm2m_version, queue_mode:
@@ -275,7 +269,8 @@ class SimulatedDevice:
         bootloader (e.g. :func:`~labkit.client.firmware.default_installer`); a device with an
         installer also skips the package-type check at download end.
     request_timeout:
-        Bound of every request the device sends (Register, Update, each download block).
+        Bound of every request the device sends (Register, Update, each download block), in
+        simulated seconds (at least :data:`MIN_WALL_TIMEOUT_S` wall seconds).
     flash_size:
         Bytes of one flash slot: the largest package the device takes (Result 2 above it).
     ram:
@@ -306,10 +301,12 @@ class SimulatedDevice:
         the seconds between tries.
     push_idle_timeout:
         A PUSH that sends no block for this long ends with Result 4 (nothing stays in
-        State 1 forever).
+        State 1 forever). The default, 60 s, outlasts the server's last retransmission of a
+        block (at 30-45 s, digest 7.5).
     """
 
-    #: Seconds between answering Execute Update and closing the socket for the install reboot.
+    #: Simulated seconds between answering Execute Update and closing the socket for the
+    #: install reboot.
     install_delay = 0.2
     #: Block size exponent asked for in PULL downloads (6 = 1024-byte blocks; less if the RAM
     #: buffer is smaller).
@@ -330,10 +327,12 @@ class SimulatedDevice:
         "_observations",
         "_on_event",
         "_push_size1",
+        "_reply_tuning",
         "_rng",
         "_site",
         "_tasks",
         "_time_offset",
+        "_tuning",
         "_update_handle",
         "_update_query_lt",
         "battery",
@@ -357,6 +356,7 @@ class SimulatedDevice:
         "server_uri",
         "storage",
         "store",
+        "time_scale",
         "user_defers",
         "want_port",
     )
@@ -371,7 +371,8 @@ class SimulatedDevice:
         host: str = "127.0.0.1",
         port: int = 0,
         on_event: EventSink = discard,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        time_scale: float = 1.0,
         seed: int = 0,
         lwm2m_version: str = "1.1",
         queue_mode: bool = False,
@@ -408,6 +409,11 @@ class SimulatedDevice:
         self.registered = False
         self.location: tuple[str, ...] | None = None
         self._on_event = on_event
+        self._tuning = scaled_tuning(time_scale)  # validates the scale
+        self._reply_tuning = scaled_tuning(time_scale, reliable=False)
+        self.time_scale = float(time_scale)
+        if clock is None:
+            clock = time.time if self.time_scale == 1.0 else ScaledClock(self.time_scale)
         self._clock = clock
         self._rng = random.Random(seed)
         self._ctx: aiocoap.Context | None = None
@@ -570,14 +576,7 @@ class SimulatedDevice:
     def port(self) -> int | None:
         """The local UDP port, or None while the device is off."""
         ctx = self._ctx
-        if ctx is None:
-            return None
-        for ri in ctx.request_interfaces:
-            mi = getattr(getattr(ri, "token_interface", None), "message_interface", None)
-            local_port = getattr(mi, "_local_port", None)
-            if local_port is not None:
-                return int(local_port())
-        return None
+        return None if ctx is None else local_port(ctx)
 
     @property
     def package(self) -> bytes | None:
@@ -681,22 +680,30 @@ class SimulatedDevice:
         self._firmware.sync()
 
     def link_down_remaining(self) -> float:
-        """Seconds until the link is back (0 when it is up)."""
+        """Simulated seconds until the link is back (0 when it is up)."""
         if not self._link_down_until:
             return 0.0
         left = self._link_down_until - asyncio.get_running_loop().time()
         if left <= 0:
             self._link_down_until = 0.0
             return 0.0
-        return left
+        return left * self.time_scale
 
     def link_down_for(self, seconds: float) -> None:
-        """The link goes down now for ``seconds`` (the ``link-drop`` fault)."""
+        """The link goes down now for ``seconds`` simulated seconds (the ``link-drop`` fault)."""
         loop = asyncio.get_running_loop()
-        self._link_down_until = max(self._link_down_until, loop.time() + seconds)
+        self._link_down_until = max(self._link_down_until, loop.time() + self._wall(seconds))
+
+    def _wall(self, sim_seconds: float) -> float:
+        """The wall duration of ``sim_seconds`` simulated seconds (what the loop waits)."""
+        return max(0.0, sim_seconds) / self.time_scale
+
+    def _request_wall(self) -> float:
+        """Wall bound of one request the device sends (``request_timeout``, scaled, floored)."""
+        return max(MIN_WALL_TIMEOUT_S, self._wall(self.request_timeout))
 
     async def _hold(self, seconds: float) -> None:
-        """Never answer (until ``seconds`` pass, or the device powers off)."""
+        """Never answer (until ``seconds`` wall seconds pass, or the device powers off)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._held.add(future)
         try:
@@ -711,12 +718,12 @@ class SimulatedDevice:
         the persisted ``state.json`` after :attr:`FaultTiming.power_off_s`."""
         self.emit("fault", detail="power-loss")
         self.emit("reboot", detail="power lost")
-        await self._power_off(timeout=self.request_timeout)
+        await self._power_off(timeout=_LOCAL_WALL_S)
         agent = self._firmware
         agent.package = None  # RAM is gone; flash and state.json remain
         agent.download = None
-        await asyncio.sleep(self.fault_timing.power_off_s)
-        await self._power_on(timeout=max(self.request_timeout, 30.0))
+        await asyncio.sleep(self._wall(self.fault_timing.power_off_s))
+        await self._boot_and_register()
 
     def value(self, path: str | Path) -> Any:
         """The current value of a resource or resource instance (multiple: a dict)."""
@@ -831,7 +838,7 @@ class SimulatedDevice:
             msg.payload = register_links(self.store.registration_objects()).encode()
         msg.opt.uri_query = query
         try:
-            resp = await self._send(msg, self.request_timeout)
+            resp = await self._send(msg, self._request_wall())
         except (TimeoutError, aiocoap.error.Error) as exc:
             self.emit("error", detail=f"registration Update failed: {exc!r}")
             self._update_failed()
@@ -852,31 +859,43 @@ class SimulatedDevice:
 
     def _update_failed(self) -> None:
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_ok >= self.lifetime:
+        if loop.time() - self._last_ok >= self._wall(self.lifetime):
             self.registered = False  # the server has dropped us by now: Register next time
         self._schedule_update(self._retry_delay(min(self._failures, 4)))
         self._failures += 1
 
     async def _reregister(self) -> None:
         try:
-            await self._register_with_retry(self.request_timeout)
+            await self._register_with_retry(self._request_wall())
         except TimeoutError:
             self._schedule_update(self._retry_delay(min(self._failures, 4)))
             self._failures += 1
 
     async def _power_on(self, *, timeout: float) -> None:
+        """Boot, bind, Register within ``timeout`` wall seconds (TimeoutError otherwise)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         todo = await self._boot()
         self._recover_after_boot()
         self._ctx = await asyncio.wait_for(
-            open_udp_context(self._site, self.host, self.want_port), timeout
+            open_udp_context(self._site, self.host, self.want_port, loggername="coap-device"),
+            max(timeout, _LOCAL_WALL_S),
         )
         try:
             await self._register_with_retry(max(0.0, deadline - loop.time()))
         finally:
             if todo == "pull" and self._ctx is not None and self.fw.state is State.DOWNLOADING:
                 self._firmware.resume_pull()
+
+    async def _boot_and_register(self) -> None:
+        """Power on after a reboot the device made itself; if Register fails for a while,
+        keep trying with back-off (the device stays on and never gives up)."""
+        try:
+            await self._power_on(timeout=self._wall(max(self.request_timeout, _REBOOT_REGISTER_S)))
+        except TimeoutError:
+            if self._ctx is not None:
+                self._schedule_update(self._retry_delay(min(self._failures, 4)))
+                self._failures += 1
 
     def _recover_after_boot(self) -> None:
         """A hook that runs after :meth:`_boot` restored /5 from flash, before the socket opens.
@@ -940,6 +959,7 @@ class SimulatedDevice:
         ctx = self._ctx
         if ctx is None:
             raise aiocoap.error.LibraryShutdown()
+        msg.transport_tuning = self._tuning  # CON with the scaled RFC 7252 timers
         request = ctx.request(msg)
         return await asyncio.wait_for(request.response, timeout)
 
@@ -962,6 +982,7 @@ class SimulatedDevice:
         return await self._send(msg, timeout)
 
     async def _register_with_retry(self, timeout: float) -> None:
+        """Register, retrying with back-off, within ``timeout`` wall seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         attempt = 0
@@ -972,7 +993,7 @@ class SimulatedDevice:
                 self.emit("error", detail=f"Register failed: {last}")
                 raise TimeoutError(f"{self.endpoint}: Register failed within {timeout} s ({last})")
             try:
-                resp = await self._register_once(min(self.request_timeout, remaining))
+                resp = await self._register_once(min(self._request_wall(), remaining))
             except (TimeoutError, aiocoap.error.Error) as exc:
                 last = repr(exc)
             else:
@@ -980,7 +1001,7 @@ class SimulatedDevice:
                     self._registered(tuple(resp.opt.location_path))
                     return
                 last = f"server answered {resp.code.dotted}"
-            delay = min(self._retry_delay(attempt), max(0.0, deadline - loop.time()))
+            delay = min(self._wall(self._retry_delay(attempt)), max(0.0, deadline - loop.time()))
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -999,13 +1020,14 @@ class SimulatedDevice:
         self._schedule_update(update_delay(self.lifetime))
 
     def _schedule_update(self, delay: float) -> None:
+        """Send an Update (or Register) in ``delay`` simulated seconds."""
         if self._update_handle is not None:
             self._update_handle.cancel()
             self._update_handle = None
         if self._ctx is None or delay == float("inf"):
             return
         loop = asyncio.get_running_loop()
-        self._update_handle = loop.call_later(delay, self._update_due)
+        self._update_handle = loop.call_later(self._wall(delay), self._update_due)
 
     def _update_due(self) -> None:
         self._update_handle = None
@@ -1288,7 +1310,7 @@ class SimulatedDevice:
                 self.emit("error", detail="the link is back; the push was lost: Result 4")
                 self.guarded(agent.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
 
-        loop.call_later(seconds, back)
+        loop.call_later(self._wall(seconds), back)
 
     # Execute ------------------------------------------------------------------------------------
     def _execute(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
@@ -1310,27 +1332,29 @@ class SimulatedDevice:
         return aiocoap.Message(code=Code.CHANGED)
 
     async def _reboot_soon(self) -> None:
-        await asyncio.sleep(self.install_delay)
-        await self.reboot(timeout=self.request_timeout)
+        await asyncio.sleep(self._wall(self.install_delay))
+        self.emit("reboot", detail="reboot")
+        await self._power_off(timeout=_LOCAL_WALL_S)
+        await self._boot_and_register()
 
     async def _install_and_reboot(self) -> None:
         """After Execute Update: let 2.04 and the State 3 notification go, then reboot into
         the bootloader, which verifies, swaps, self-tests and confirms (or rolls back)."""
-        await asyncio.sleep(self.install_delay)
+        await asyncio.sleep(self._wall(self.install_delay))
         if self.fw.state is not State.UPDATING:
             return  # e.g. an auto-upgrade whose package was refused at download end
         image = self.package or b""
         self.emit("reboot", detail="installing firmware", bytes=len(image))
-        await self._power_off(timeout=self.request_timeout)
+        await self._power_off(timeout=_LOCAL_WALL_S)
         if not self._firmware.run_install():
             await self._power_cut_off()
-        await self._power_on(timeout=max(self.request_timeout, 30.0))
+        await self._boot_and_register()
 
     async def _power_cut_off(self) -> None:
         """Power is lost while the device is already off (an install step): stay off a while."""
         self.emit("fault", detail="power-loss")
         self._firmware.package = None
-        await asyncio.sleep(self.fault_timing.power_off_s)
+        await asyncio.sleep(self._wall(self.fault_timing.power_off_s))
 
     # Create / Delete ---------------------------------------------------------------------------
     def _create(self, request: aiocoap.Message, path: Path) -> aiocoap.Message:
@@ -1424,7 +1448,9 @@ class SimulatedDevice:
         try:
             fmt, payload, snap = self._encode(obs.path, obs.accept)
         except Lwm2mError as exc:  # e.g. the instance was deleted: end the observation
-            obs.serverobs.trigger(self._refuse(exc.coap_code, str(exc)))
+            ended = self._refuse(exc.coap_code, str(exc))
+            ended.transport_tuning = self._reply_tuning
+            obs.serverobs.trigger(ended)
             self._drop_observation(obs)
             return
         attrs = self.store.effective_attributes(obs.path)
@@ -1443,7 +1469,12 @@ class SimulatedDevice:
             self._arm(obs, now)
             return
         obs.serverobs.trigger(
-            aiocoap.Message(code=Code.CONTENT, payload=payload, content_format=int(fmt))
+            aiocoap.Message(
+                code=Code.CONTENT,
+                payload=payload,
+                content_format=int(fmt),
+                transport_tuning=self._reply_tuning,
+            )
         )
         obs.last_sent, obs.last_value, obs.pending = now, snap, False
         fields: dict[str, Any] = {}
@@ -1466,7 +1497,7 @@ class SimulatedDevice:
         if due is None:
             return
         loop = asyncio.get_running_loop()
-        obs.timer = loop.call_later(max(0.0, due - now), self._timer_fired, obs)
+        obs.timer = loop.call_later(self._wall(due - now), self._timer_fired, obs)
 
     def _timer_fired(self, obs: _Observation) -> None:
         obs.timer = None

@@ -201,6 +201,7 @@ async def coap_download(
     retries: int = 0,
     retry_delay: float = 0.5,
     on_retry: Callable[[str], None] | None = None,
+    transport_tuning: Any = None,
 ) -> bytes:
     """GET ``uri`` block by block (RFC 7959 Block2) through ``ctx``, resuming if asked.
 
@@ -223,6 +224,10 @@ async def coap_download(
         A block that times out (or meets a network error) is asked for again, up to
         ``retries`` times in a row, after ``retry_delay`` seconds: the download resumes from
         that block.
+    transport_tuning:
+        aiocoap transport tuning of every GET (e.g. :func:`labkit.coap.scaled_tuning` for a
+        time-scaled device); default: aiocoap's. ``request_timeout`` and ``retry_delay`` are
+        wall seconds here: a time-scaled caller converts them.
 
     Returns
     -------
@@ -246,7 +251,7 @@ async def coap_download(
     failures = 0
     while True:
         try:
-            msg = aiocoap.Message(code=aiocoap.GET, uri=uri)
+            msg = aiocoap.Message(code=aiocoap.GET, uri=uri, transport_tuning=transport_tuning)
         except (ValueError, TypeError) as exc:
             raise DownloadError(f"bad URI {uri!r}: {exc}", UpdateResult.INVALID_URI) from None
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
@@ -732,7 +737,7 @@ class FirmwareAgent:
                 dev.emit("error", detail=f"push stalled for {dev.push_idle_timeout} s: Result 4")
                 dev.guarded(self.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
 
-        self._push_timer = loop.call_later(dev.push_idle_timeout, stalled)
+        self._push_timer = loop.call_later(dev._wall(dev.push_idle_timeout), stalled)
 
     def _stop_push_timer(self) -> None:
         if self._push_timer is not None:
@@ -758,7 +763,7 @@ class FirmwareAgent:
             self.defer_deadline = None
             self._device.guarded(self.handle, DeferralEnded())
 
-        self._deferral = loop.call_later(max(0.0, delay), ended)
+        self._deferral = loop.call_later(self._device._wall(delay), ended)
 
     def _stop_deferral(self) -> None:
         if self._deferral is not None:
@@ -788,20 +793,21 @@ class FirmwareAgent:
                     ctx,
                     uri,
                     szx=dev.download_szx,
-                    request_timeout=dev.request_timeout,
+                    request_timeout=dev._request_wall(),
                     sink=sink,
                     retries=dev.download_retries,
-                    retry_delay=dev.retry_delay,
+                    retry_delay=dev._wall(dev.retry_delay),
                     on_retry=on_retry,
+                    transport_tuning=dev._tuning,
                 )
             elif protocol is ProtocolSupport.HTTP:
                 await http_download(
                     uri,
                     sink,
-                    timeout=dev.request_timeout,
+                    timeout=dev._request_wall(),
                     block_size=1 << (dev.download_szx + 4),
                     retries=dev.download_retries,
-                    retry_delay=dev.retry_delay,
+                    retry_delay=dev._wall(dev.retry_delay),
                     on_retry=on_retry,
                 )
             else:
@@ -820,7 +826,7 @@ class FirmwareAgent:
             # Every GET now times out; the device gives up once its retries are spent.
             tries = dev.download_retries + 1
             wait = tries * dev.request_timeout + dev.download_retries * dev.retry_delay
-            await asyncio.sleep(min(dev.fault_timing.link_drop_s, wait))
+            await asyncio.sleep(dev._wall(min(dev.fault_timing.link_drop_s, wait)))
             result = UpdateResult.CONNECTION_LOST
             detail = f"{exc}: no answer to {tries} tries"
         except Exception as exc:  # DownloadError, StoreError, or a bug: never stay in 1

@@ -66,7 +66,7 @@ def other_slot(slot: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FaultTiming:
-    """How long faults last (seconds of the event loop's clock).
+    """How long faults last, in simulated seconds (a device with ``time_scale`` divides them).
 
     Attributes
     ----------

@@ -39,9 +39,12 @@ Time
 ----
 Every duration a campaign takes (waits, back-offs, pacing, timeouts) is in *simulated* seconds
 of its :class:`~labkit.timebase.ScaledClock` and is divided by the clock's scale before it
-reaches the event loop; timestamps in events and tables are simulated. ``min_wall_timeout_s``
-and ``reboot_min_wall_s`` put floors under the wall-clock bounds for peers whose own timers
-are not scaled (a simulated device's CoAP retransmissions, until it takes a time scale).
+reaches the event loop; timestamps in events and tables are simulated. The simulated devices
+and the server scale their own timers with the same clock, so no bound needs more wall time
+than its simulated length. One floor stays: ``min_wall_timeout_s`` (default 0.5 s) under every
+timeout, because a wall bound of a few milliseconds (60 s of read timeout at 1000x) measures
+the event loop's lag under load, not the link. ``reboot_min_wall_s`` (default 0) is for a peer
+whose own timers do not follow the lab's clock (a device outside the lab at a scale > 1).
 
 ``fota/`` decides; the server translates. The campaign never touches a socket itself.
 """
@@ -339,7 +342,8 @@ class Campaign:
         The run's clock (default: the server's clock when it is a
         :class:`~labkit.timebase.ScaledClock`, else real time).
     min_wall_timeout_s, reboot_min_wall_s:
-        Floors (wall seconds) under the scaled timeouts (see the module docstring).
+        Floors (wall seconds) under the scaled timeouts, and under the reboot bound (see the
+        module docstring: only the first is needed for the lab's own devices).
     repository:
         For PULL: a repository, or ``fn(endpoint) -> repository`` (a per-device view, e.g. one
         whose URIs go through that device's link relay).

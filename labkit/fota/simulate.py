@@ -10,21 +10,17 @@ with the chosen policy, and saves the run: the event table, the manifest (all pa
 policy's thresholds, the event loop's lag and a ``distorted`` flag) and the campaign's
 summary tables (``campaign_devices.parquet``, ``campaign_waves.parquet``).
 
-Scaled time (:mod:`labkit.timebase`): the lab's clock, the link traces, the server's CoAP
-timers and every campaign timeout run ``time_scale`` times faster than the wall clock. The
-simulated devices do not take a time scale yet, so their own timers stay in wall time: their
-CoAP retransmissions (2-3 s wall on a lost Register or notification), the 0.2 s wall before an
-install reboot and their registration Updates. The run sets their lifetime very long (so no
-Update or expiry happens during a run) and puts wall-clock floors under the campaign's reboot
-bound; their event timestamps are converted to simulated time (:meth:`ScaledClock.stamp`).
-A device class that accepts ``time_scale=`` gets the scale and the run's clock instead.
+Scaled time (:mod:`labkit.timebase`): one :class:`ScaledClock` drives the whole run. The
+lab's clock, the link traces, the server's CoAP timers, every campaign duration and every
+device's own timers (its Updates, back-off, install delay, request timeouts, pmin/pmax, fault
+durations and the CoAP retransmissions of what it sends: ``SimulatedDevice(time_scale=,
+clock=)``) run ``time_scale`` times faster than the wall clock, and every event is stamped in
+simulated time. Devices register with a lifetime of one simulated day (``lifetime``), typical
+of NB-IoT devices: a run of a few simulated hours sees no registration Update.
 
 Faults: ``faults`` (``"link-drop:0.05,boot-fail:0.05"``) are assigned with
-:func:`labkit.sim.faults.assign_faults`. When the device class accepts ``faults=``, it gets
-its set; otherwise the faults this module can reproduce from outside are emulated and the
-others are recorded as not simulated: ``link-drop`` cuts the device's relay halfway through
-the download, ``boot-fail`` and ``corrupt-in-flash`` give the device an installer that fails
-with Result 8 or 5, ``defer`` sets ``user_defers``.
+:func:`labkit.sim.faults.assign_faults` and each device gets its set (``faults=``); it makes
+them strike itself, each a ``fault`` event.
 
 Reproducibility: devices' links, profiles and faults depend only on the seed; the outcome
 table of a run is reproducible when the scenario's outcomes are robust (a link that is clearly
@@ -37,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import statistics
 import time
@@ -45,9 +40,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
-from labkit.events import Event, EventSink, discard
+from labkit.events import EventSink, discard
 from labkit.linkem import LinkFeeder, LinkRelay
-from labkit.lwm2m.objects import UpdateResult
 from labkit.sim.link import LinkImpairment, device_link
 from labkit.timebase import LoopLagMonitor, ScaledClock
 
@@ -55,18 +49,14 @@ __all__ = ["SimFleet", "SimulationResult", "run_campaign", "simulate"]
 
 log = logging.getLogger(__name__)
 
-#: Registration lifetime of simulated devices in a scaled run (ten simulated days: no Update
-#: and no expiry within a run, see the module docstring).
-SIM_LIFETIME = 864_000
+#: Registration lifetime of the fleet's devices: one simulated day, typical of NB-IoT devices.
+FLEET_LIFETIME = 86_400
 
-#: Wall seconds at least for a device's reboot and re-registration (its own timers are not
-#: scaled: install delay 0.2 s plus one lost Register retransmitted after 2-3 s).
-REBOOT_MIN_WALL_S = 6.0
-
-#: Wall seconds at least for every other campaign bound in a scaled run: one CON the device
-#: sends (a separate response, a notification) retransmitted once with its unscaled timers
-#: (ACK_TIMEOUT x ACK_RANDOM_FACTOR = 3 s, digest 7.5).
-MIN_WALL_TIMEOUT_S = 3.5
+#: Bound of each request a fleet device sends (simulated seconds): CoAP's MAX_TRANSMIT_WAIT,
+#: so the device waits as long as CoAP retransmits. A Register of ~150 bytes over a weak
+#: NB-IoT link (a few hundred bit/s) plus its 2.01 easily takes more than the device's default
+#: 10 s; with 10 s such devices would never register.
+FLEET_REQUEST_TIMEOUT_S = 93.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +75,6 @@ class SimMember:
     faults: frozenset[str]
     device: Any = None
     repo_relay: LinkRelay | None = None
-    emulated: tuple[str, ...] = ()
-    not_simulated: tuple[str, ...] = ()
 
     @property
     def profile(self) -> str:
@@ -108,16 +96,6 @@ class _RepoView:
 
     def __contains__(self, name: object) -> bool:
         return name in self._repo
-
-
-def _failing_installer(result: UpdateResult) -> Callable[[bytes], Any]:
-    from labkit.client.firmware import InstallOutcome
-
-    def install(package: bytes) -> Any:
-        usable = result != UpdateResult.INTEGRITY_CHECK_FAILURE
-        return InstallOutcome(success=False, result=result, image_usable=usable)
-
-    return install
 
 
 class SimFleet:
@@ -142,17 +120,12 @@ class SimFleet:
     repository:
         The lab repository; with it every device also gets a relay for PULL downloads.
     on_event:
-        The run's event sink (device events are re-stamped in simulated time).
+        The run's event sink (devices, relays and feeders stamp with ``clock``).
     feed_interval_s:
         Simulated seconds between periodic /4 updates (:class:`~labkit.linkem.LinkFeeder`);
         besides, each device's /4 is refreshed whenever a datagram reaches it.
-    cut_s:
-        How long an emulated ``link-drop`` cuts the link (simulated seconds).
-    block_size:
-        Block size of the campaign (an emulated ``link-drop`` counts blocks of at least
-        half that size).
-    image_size:
-        Package size (an emulated ``link-drop`` strikes after half of it).
+    lifetime:
+        Registration lifetime of the devices, simulated seconds.
     device_kwargs:
         More keyword arguments for every device.
     """
@@ -170,9 +143,7 @@ class SimFleet:
         repository: Any = None,
         on_event: EventSink = discard,
         feed_interval_s: float = 600.0,
-        cut_s: float = 3600.0,
-        block_size: int = 1024,
-        image_size: int = 8192,
+        lifetime: int = FLEET_LIFETIME,
         prefix: str = "sim-",
         host: str = "127.0.0.1",
         device_kwargs: Mapping[str, Any] | None = None,
@@ -186,9 +157,7 @@ class SimFleet:
         self.repository = repository
         self.host = host
         self._sink = on_event
-        self.cut_s = cut_s
-        self.block_size = block_size
-        self.image_size = image_size
+        self.lifetime = int(lifetime)
         self.device_kwargs = dict(device_kwargs or {})
         target = (host, int(server.port))
         self.members: list[SimMember] = []
@@ -226,50 +195,22 @@ class SimFleet:
             return self.repository
         return _RepoView(self.repository, member.repo_relay)
 
-    def _device_sink(self, event: Event) -> None:
-        # Devices keep the wall clock for their own timers; their rows go on the simulated axis.
-        self._sink(dataclasses.replace(event, ts=self.clock.stamp(event.ts)))
-
     def _make_device(self, member: SimMember) -> Any:
         from labkit.client import SimulatedDevice
         from labkit.sim.profiles import derive_seed
 
-        accepts = inspect.signature(SimulatedDevice).parameters
         kwargs: dict[str, Any] = {
-            "lifetime": SIM_LIFETIME,
+            "lifetime": self.lifetime,
             "host": self.host,
-            "on_event": self._device_sink,
+            "on_event": self._sink,
             "seed": derive_seed(self.seed, "sim-device", member.index) & 0x7FFF_FFFF,
+            "request_timeout": FLEET_REQUEST_TIMEOUT_S,
+            "time_scale": self.clock.scale,
+            "clock": self.clock,
+            "faults": set(member.faults),
+            **self.device_kwargs,
         }
-        if "time_scale" in accepts:  # the device scales its own timers: give it our clock
-            kwargs["time_scale"] = self.clock.scale
-            kwargs["clock"] = self.clock
-            kwargs["on_event"] = self._sink
-        emulated: list[str] = []
-        missing: list[str] = []
-        if member.faults and "faults" in accepts:
-            kwargs["faults"] = set(member.faults)
-        else:
-            for fault in sorted(member.faults):
-                if fault == "boot-fail":
-                    kwargs["installer"] = _failing_installer(UpdateResult.UPDATE_FAILED)
-                elif fault == "corrupt-in-flash":
-                    kwargs["installer"] = _failing_installer(UpdateResult.INTEGRITY_CHECK_FAILURE)
-                elif fault in ("link-drop", "defer"):
-                    pass  # applied below, after construction
-                else:
-                    missing.append(fault)
-                    continue
-                emulated.append(fault)
-        kwargs.update(self.device_kwargs)
-        device = SimulatedDevice(member.endpoint, member.relay.uri, **kwargs)
-        if "defer" in emulated:
-            device.user_defers = True
-        if "link-drop" in emulated:
-            member.relay.cut_after(self.image_size // 2, self.cut_s,
-                                   min_size=max(16, self.block_size // 2))
-        member.emulated, member.not_simulated = tuple(emulated), tuple(missing)
-        return device
+        return SimulatedDevice(member.endpoint, member.relay.uri, **kwargs)
 
     async def start(self, *, timeout: float = 30.0, concurrency: int = 32) -> None:
         """Start the relays, create and register the devices, start feeding /4.
@@ -295,13 +236,6 @@ class SimFleet:
             m.relay.before_delivery = refresh
             if m.repo_relay is not None:
                 m.repo_relay.before_delivery = refresh
-            for fault in m.not_simulated:
-                self._sink(Event(ts=self.clock(), source="lab", kind="fault", device=m.endpoint,
-                                 detail=f"fault {fault} assigned but not simulated by this "
-                                 "device version"))
-            for fault in m.emulated:
-                self._sink(Event(ts=self.clock(), source="lab", kind="fault", device=m.endpoint,
-                                 detail=f"fault {fault} emulated by the lab"))
             self.feeder.add(m.device, m.link)
         self.feeder.tick()  # the first samples, before anyone reads /4
         errors = await start_devices([m.device for m in self.members], timeout=timeout,
@@ -417,17 +351,12 @@ async def run_campaign(
     started = time.monotonic()
     fleet = SimFleet(server, devices, profile=profile, seed=seed, clock=clock, links=links,
                      faults=faults, repository=repository, on_event=sink,
-                     block_size=block_size, image_size=len(package), **dict(fleet_kwargs or {}))
+                     **dict(fleet_kwargs or {}))
     monitor = LoopLagMonitor(interval=0.01, scale=clock.scale)
     try:
         await fleet.start(timeout=start_timeout)
         monitor.start()  # the campaign's timings are what the lag distorts
-        options: dict[str, Any] = {
-            "reboot_min_wall_s": REBOOT_MIN_WALL_S if clock.scale > 1 else 0.0,
-            "min_wall_timeout_s": MIN_WALL_TIMEOUT_S if clock.scale > 1 else 0.5,
-            "max_concurrent": 50,
-        }
-        options.update(campaign_kwargs)
+        options: dict[str, Any] = {"max_concurrent": 50, **campaign_kwargs}
         campaign = Campaign(
             server, package, fleet=fleet.tags(), policy=policy, method=method,
             block_size=block_size, clock=clock,
@@ -565,7 +494,7 @@ def simulate(
             "campaign": {k: v for k, v in campaign.summary().items()},
             "campaign_options": {k: v for k, v in campaign_kwargs.items()
                                  if isinstance(v, int | float | str | bool | list | tuple)},
-            "device_time_scale": "not supported by the device: its timers run in wall time",
+            "device_time_scale": time_scale,
         }
         if distorted:
             params["distortion_warning"] = (

@@ -98,6 +98,11 @@ _PROTOCOLS = Path.of(5, 0, 8)
 _DELIVERY = Path.of(5, 0, 9)
 _CANCEL = Path.of(5, 0, 10)
 
+#: Update Results only an install (the reboot after Execute) reports.
+_INSTALL_RESULTS = frozenset(
+    {UpdateResult.SUCCESS, UpdateResult.INTEGRITY_CHECK_FAILURE, UpdateResult.UPDATE_FAILED}
+)
+
 #: What the device does not answer to (or answers wrongly): errors a wait survives.
 _DEVICE_ERRORS = (
     RequestTimeout,
@@ -1170,11 +1175,20 @@ class _Run:
             else:
                 if not resp.ok:
                     await self.refresh()
-                    return Step(
-                        Verdict.FINAL,
-                        f"Execute /5/0/2 refused with {resp.code} in state "
-                        f"{_state_name(self.state)}",
-                        None,
+                    if self.state != State.IDLE or self.result not in _INSTALL_RESULTS:
+                        return Step(
+                            Verdict.FINAL,
+                            f"Execute /5/0/2 refused with {resp.code} in state "
+                            f"{_state_name(self.state)}",
+                            None,
+                        )
+                    # The answer to Execute was lost and the device rebooted before our
+                    # retransmission arrived: the retransmission reached the rebooted device
+                    # (same address through a NAT, or a fixed port), which refuses a second
+                    # Execute in IDLE. The install did happen (Result 1, 5 or 8): go on.
+                    self.note(
+                        f"Execute /5/0/2 answered {resp.code} after the install reboot "
+                        f"(Result {self.result}): a retransmission reached the rebooted device"
                     )
                 self.heard()
         self.tell("update", "waiting for re-registration")

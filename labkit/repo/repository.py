@@ -2,10 +2,11 @@
 or range logged as an event, and faults injected on request.
 
 A device told to PULL (``PUT /5/0/1`` with a URI) downloads from here. :class:`FirmwareRepository`
-owns two real servers on loopback: an aiocoap server context (UDP) and a small asyncio HTTP/1.1
-server. Both serve only what was added to the repository, by name, from memory: a request's path
-is matched against the names in the store and is never used to open a file (no path traversal;
-DESIGN.md section 8).
+owns two real servers on loopback: an aiocoap server context (UDP, bound without
+``SO_REUSEPORT`` by :func:`labkit.coap.open_udp_context`, so its port is its own) and a small
+asyncio HTTP/1.1 server. Both serve only what was added to the repository, by name, from
+memory: a request's path is matched against the names in the store and is never used to open
+a file (no path traversal; DESIGN.md section 8).
 
 CoAP (RFC 7252, RFC 7959; spec section 7.2)
     ``GET /fw/<name>``. The resource does the Block2 slicing itself
@@ -50,7 +51,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -65,6 +65,7 @@ from aiocoap import resource
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
+from labkit.coap import local_port, open_udp_context
 from labkit.events import Event, EventSink, discard
 
 log = logging.getLogger(__name__)
@@ -198,14 +199,14 @@ class FirmwareRepository:
         """Bind and start both servers (bounded: 10 s)."""
         if self._coap_ctx is not None:
             raise RuntimeError("the repository is already started")
-        port = self._want_coap_port or _free_udp_port(self.host)
         self._coap_ctx = await asyncio.wait_for(
-            aiocoap.Context.create_server_context(
-                _CoapRoot(self), bind=(self.host, port), transports=["udp6"]
-            ),
+            open_udp_context(_CoapRoot(self), self.host, self._want_coap_port,
+                             loggername="coap-repository"),
             10,
         )
-        self._coap_port = _own_udp_port(self._coap_ctx)
+        self._coap_port = local_port(self._coap_ctx)
+        if self._coap_port is None:  # pragma: no cover - a fresh context always has its socket
+            raise RuntimeError("could not find the CoAP server's UDP port")
         try:
             self._http_server = await asyncio.wait_for(
                 asyncio.start_server(
@@ -776,40 +777,6 @@ class _CoapRoot(resource.Resource, resource.PathCapable):  # type: ignore[misc]
 def _entry(name: str, data: bytes) -> _Entry:
     data = bytes(data)
     return _Entry(name, data, hashlib.sha256(data).digest()[:8])
-
-
-# aiocoap's udp6 server transport binds with SO_REUSEPORT. On Linux, a port-0 bind of a
-# SO_REUSEPORT socket may be given a port that another SO_REUSEPORT socket of the same user
-# already holds (the kernel counts such ports as shareable), and the two sockets then split each
-# other's datagrams: with many lab processes or simulated devices on one machine, requests reach
-# the wrong server. So the repository picks a port no socket holds (a probe bind without
-# SO_REUSEPORT), lets aiocoap bind exactly that port, and then clears SO_REUSEPORT on the bound
-# socket so no later bind can join it.
-
-
-def _free_udp_port(host: str) -> int:
-    """A UDP port that no socket holds on ``host`` right now (aiocoap binds v4-mapped IPv6)."""
-    infos = socket.getaddrinfo(
-        host, 0, socket.AF_INET6, socket.SOCK_DGRAM, flags=socket.AI_V4MAPPED
-    )
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        probe.bind(infos[0][4])
-        return int(probe.getsockname()[1])
-
-
-def _own_udp_port(ctx: Any) -> int:
-    """The bound port of the context's UDP socket, made exclusive (comment above)."""
-    for interface in ctx.request_interfaces:
-        transport = getattr(
-            getattr(interface.token_interface, "message_interface", None), "transport", None
-        )
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            if hasattr(socket, "SO_REUSEPORT"):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
-            return int(sock.getsockname()[1])
-    raise RuntimeError("could not find the CoAP server's UDP port")
 
 
 def _uri_host(host: str) -> str:

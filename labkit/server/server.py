@@ -21,7 +21,10 @@ With ``time_scale=X`` (simulated seconds per wall second, see :mod:`labkit.timeb
 message-layer timers of the requests it sends are divided by ``X`` (:func:`scaled_tuning`):
 ACK_TIMEOUT 2 s (digest 7.5) becomes 20 ms at 100x, so retransmissions happen at the same
 *simulated* times as on a real link. ``request_timeout`` stays a wall-clock bound: the caller
-scales it.
+scales it. (:func:`scaled_tuning` lives in :mod:`labkit.coap` and is re-exported here.)
+
+The socket is bound with :func:`labkit.coap.open_udp_context` (no ``SO_REUSEPORT``): a busy
+``port`` raises :class:`OSError` instead of sharing the port with another server.
 
 Logging policy (as aiocoap's): DEBUG for normal traffic, WARNING for a misbehaving peer,
 EXCEPTION when a callback of the lab itself fails.
@@ -41,8 +44,9 @@ import aiocoap
 from aiocoap import error as aioerror
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
-from aiocoap.numbers.constants import Reliable, TransportTuning
+from aiocoap.numbers.constants import TransportTuning
 
+from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError
 from labkit.lwm2m.formats import ContentFormat, decode, normalize_format
@@ -73,30 +77,6 @@ SEND_FORMATS = frozenset(
 )
 
 Listener = Callable[[str, Registration], None]
-
-
-def scaled_tuning(time_scale: float = 1.0) -> TransportTuning:
-    """aiocoap transport tuning for CON requests with the RFC 7252 timers divided by
-    ``time_scale`` (digest 7.5: ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5, MAX_RETRANSMIT 4,
-    MAX_LATENCY 100 s). ``time_scale=1`` is aiocoap's :class:`~aiocoap.numbers.constants.Reliable`.
-
-    aiocoap reads the timers from each message's ``transport_tuning`` (``messagemanager``:
-    first retransmission after ``uniform(ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR)``, then
-    doubling, ``MAX_RETRANSMIT`` times), so scaling is a property of the request, not a patch
-    of the library.
-    """
-    if not (time_scale > 0):
-        raise ValueError(f"time_scale must be > 0, got {time_scale!r}")
-    if time_scale == 1.0:
-        return Reliable()
-    base = TransportTuning()
-
-    class _Scaled(Reliable):  # type: ignore[misc]
-        ACK_TIMEOUT = base.ACK_TIMEOUT / time_scale
-        MAX_LATENCY = base.MAX_LATENCY / time_scale
-
-    _Scaled.__name__ = _Scaled.__qualname__ = f"ReliableScaled{time_scale:g}x"
-    return _Scaled()
 
 
 class _Reply(Exception):
@@ -189,7 +169,7 @@ class LwM2MServer:
         self._reg_waiters: list[tuple[str, float | None, asyncio.Future[Registration]]] = []
         self._ctx: aiocoap.Context | None = None
         self._expiry_task: asyncio.Task[None] | None = None
-        self._tuning: TransportTuning = Reliable()
+        self._tuning: TransportTuning = scaled_tuning(1.0)
         self._time_scale = 1.0
         self.time_scale = time_scale
 
@@ -224,12 +204,9 @@ class LwM2MServer:
         if self._ctx is not None:
             raise RuntimeError("server already started")
         self._ctx = await asyncio.wait_for(
-            aiocoap.Context.create_server_context(
-                _Root(self), bind=(self.host, self.port), transports=["udp6"]
-            ),
-            10.0,
+            open_udp_context(_Root(self), self.host, self.port, loggername="coap-server"), 10.0
         )
-        self.port = self._bound_port(self._ctx) or self.port
+        self.port = local_port(self._ctx) or self.port
         self._expiry_task = asyncio.create_task(self._expiry_loop(), name="lwm2m-expiry")
         self._emit("note", detail=f"LwM2M server listening on {self.uri}")
 
@@ -261,17 +238,6 @@ class LwM2MServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    @staticmethod
-    def _bound_port(ctx: aiocoap.Context) -> int | None:
-        for ri in ctx.request_interfaces:
-            mi = getattr(getattr(ri, "token_interface", None), "message_interface", None)
-            transport = getattr(mi, "transport", None)
-            if transport is not None:
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    return int(sock.getsockname()[1])
-        return None
 
     @property
     def uri(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from labkit.events import Event
 from labkit.fota.campaign import Campaign
-from labkit.fota.simulate import MIN_WALL_TIMEOUT_S, REBOOT_MIN_WALL_S, SimFleet
+from labkit.fota.simulate import SimFleet
 from labkit.server import LwM2MServer
 from labkit.sim.link import LinkImpairment
 from labkit.timebase import ScaledClock
@@ -43,8 +43,6 @@ class SimLab:
 
     def campaign(self, package: bytes | None = None, **kwargs: Any) -> Campaign:
         kwargs.setdefault("fleet", self.fleet.tags())
-        kwargs.setdefault("min_wall_timeout_s", MIN_WALL_TIMEOUT_S)
-        kwargs.setdefault("reboot_min_wall_s", REBOOT_MIN_WALL_S)
         kwargs.setdefault("clock", self.clock)
         kwargs.setdefault("on_event", self.events.append)
         return Campaign(self.server, package or lab_package(), **kwargs)

@@ -17,7 +17,7 @@ from aiocoap import resource
 from aiocoap.numbers.codes import Code
 
 from labkit.client import SimulatedDevice
-from labkit.client.device import open_udp_context
+from labkit.coap import open_udp_context
 
 
 @dataclass

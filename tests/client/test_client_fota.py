@@ -11,7 +11,7 @@ from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
 from labkit.client import InstallOutcome, SimulatedDevice
-from labkit.client.device import open_udp_context
+from labkit.coap import open_udp_context
 from labkit.events import Event
 from labkit.lwm2m.objects import State, UpdateResult
 from tests.client.peer import RdPeer, Watch, run, started, until

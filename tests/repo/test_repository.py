@@ -171,7 +171,7 @@ def test_uris_name_the_bound_ports() -> None:
 
 
 def test_coap_port_cannot_be_shared_through_so_reuseport() -> None:
-    """aiocoap binds with SO_REUSEPORT; the repository's port must still be its own."""
+    """The repository binds without SO_REUSEPORT (labkit.coap): its port is its own."""
 
     async def scenario(repo: FirmwareRepository, events: list[Event]) -> None:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as intruder:
