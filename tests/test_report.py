@@ -54,6 +54,7 @@ def test_write_report_writes_every_picture_and_the_summary(
     campaign_run: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "report"
+    open_before = set(plt.get_fignums())
     files = write_report(campaign_run, out)
     names = [f.name for f in files]
     assert names[-1] == SUMMARY_NAME
@@ -73,7 +74,7 @@ def test_write_report_writes_every_picture_and_the_summary(
         assert f.parent == out and f.stat().st_size > 0
         if f.suffix == ".png":
             assert f.read_bytes()[:8] == PNG_MAGIC
-    assert not plt.get_fignums()  # every figure was closed
+    assert set(plt.get_fignums()) <= open_before  # the report closed every figure it made
 
     summary = (out / SUMMARY_NAME).read_text(encoding="utf-8")
     assert summary.startswith("# Run `campaign-1`")
@@ -226,20 +227,3 @@ def test_report_of_a_live_push_update(tmp_path: Path) -> None:
     assert "state_timeline_sim-live.png" in names and "download_progress.png" in names
     summary = files[-1].read_text(encoding="utf-8")
     assert "| 1 | SUCCESS |" in summary
-
-
-def _sample_runs() -> list[Path]:
-    root = Path(__file__).resolve().parents[1] / "data" / "runs"
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
-
-
-@pytest.mark.parametrize("run_dir", _sample_runs() or [None], ids=lambda p: p.name if p else "none")
-def test_report_of_each_sample_run(run_dir: Path | None, tmp_path: Path) -> None:
-    if run_dir is None:
-        pytest.skip("no sample runs under data/runs")
-    files = write_report(run_dir, tmp_path / run_dir.name)
-    pngs = [f for f in files if f.suffix == ".png"]
-    assert pngs and all(f.read_bytes()[:8] == PNG_MAGIC for f in pngs)
-    assert files[-1].name == SUMMARY_NAME and files[-1].stat().st_size > 0
