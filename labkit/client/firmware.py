@@ -12,9 +12,23 @@ every /5 state and result, digest 1.4) to the device's I/O and hardware model
   (:func:`coap_download`) through the device's own CoAP context, or an ``http://`` download
   (:func:`~labkit.client.http_download.http_download`). Both resume an interrupted transfer
   -- CoAP from the next block with an ETag check, HTTP with ``Range`` + ``If-Match`` -- up to
-  ``SimulatedDevice.download_retries`` times, and again after a power cut (the offset and
-  ETag are persisted with every block, as Anjay does); a changed ETag restarts from 0.
+  ``SimulatedDevice.download_retries`` times, and again after a power cut from the last
+  resume checkpoint (offset + ETag, as Anjay persists them); a changed ETag restarts from 0.
   4.04/404 or an unusable URI -> 7, timeouts and other errors -> 4 (Anjay's mapping, 1.7).
+  HTTP bodies are stored in pieces of the RAM buffer's size (``ram``, at most 64 KiB), not
+  in CoAP-sized 1 KiB blocks.
+* Flash cost: the download slot stays open for the whole transfer (one write per block) and
+  ``state.json`` is saved only when the persisted record changes (State, Result, URI, the
+  pending image, an install step, a transfer starting or restarting) -- never for a PUSH
+  block -- plus, during a PULL, a resume checkpoint once 1/16 of the package (4 to 64 KiB,
+  :data:`CHECKPOINT_SHARE`) more is stored or :data:`CHECKPOINT_SECONDS` of simulated time
+  passed since the last one. A power cut between checkpoints loses only the bytes after the
+  last one: the boot truncates the slot to the checkpointed offset and the download resumes
+  there (the slot never keeps bytes the record does not vouch for). A download restart
+  (changed ETag, 200 instead of 206) saves its lower offset and new ETag before new bytes
+  overwrite the old ones. The battery level is saved with these records only. On completion
+  the slot is ``fsync``-ed and the record naming the image complete is flushed before it
+  replaces the old one.
 * Install: ``StartInstall`` asks the device to reboot; :meth:`FirmwareAgent.run_install` is
   the bootloader's part (verify, swap, self-test, confirm -- each step persisted).
 
@@ -46,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +114,19 @@ log = logging.getLogger(__name__)
 
 #: Format number of ``state.json``.
 RECORD_FORMAT = 1
+
+#: A PULL saves a resume checkpoint once 1/:data:`CHECKPOINT_SHARE` of the package (Size2;
+#: unknown: the minimum) was stored since the last one, but at least :data:`CHECKPOINT_MIN`
+#: bytes (a flash sector of an MCUboot device: what its stream-flash layer commits at once)
+#: and at most :data:`CHECKPOINT_MAX` -- so a power cut costs at most 1/16 of the package or
+#: 64 KiB of download again, and a large package writes ``state.json`` about 16 times ...
+CHECKPOINT_SHARE = 16
+CHECKPOINT_MIN = 4 * 1024
+CHECKPOINT_MAX = 64 * 1024
+#: ... or once this much simulated time passed since the last one (slow links).
+CHECKPOINT_SECONDS = 1.0
+#: HTTP bodies go to flash in pieces of the RAM buffer's size, up to this many bytes.
+HTTP_PIECE_MAX = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +389,9 @@ class FirmwareAgent:
         "_link_drop_at",
         "_pull",
         "_push_timer",
+        "_saved_key",
+        "_saved_offset",
+        "_saved_time",
         "active",
         "defer_deadline",
         "download",
@@ -395,6 +426,11 @@ class FirmwareAgent:
         #: An install in progress: step ("verify" or "testing"), from, to.
         self.install: dict[str, Any] | None = None
         self.defer_deadline: float | None = None
+        #: What the last saved ``state.json`` holds (its record without the volatile download
+        #: offset and battery level; the offset and when it was saved): see :meth:`persist`.
+        self._saved_key: str | None = None
+        self._saved_offset = 0
+        self._saved_time = 0.0
 
     @property
     def download_slot(self) -> str:
@@ -467,10 +503,11 @@ class FirmwareAgent:
             dev._set_internal("/5/0/7", version or "")
 
     def reset_for_reboot(self) -> None:
-        """Stop downloads and timers (the device is powering off)."""
+        """Stop downloads and timers (the device is powering off); close the slot files."""
         self._cancel_pull()
         self._stop_deferral()
         self._stop_push_timer()
+        self._device.storage.close()
 
     def _cancel_pull(self) -> None:
         if self._pull is not None and not self._pull.done():
@@ -501,15 +538,61 @@ class FirmwareAgent:
             "battery": self._device.battery.level,
         }
 
-    def persist(self) -> None:
-        """Write ``state.json`` (atomically); the factory image goes to slot a the first time."""
-        storage = self._device.storage
+    def persist(self, *, force: bool = False, sync: bool = False) -> None:
+        """Save ``state.json`` (atomically) when it would change; the factory image goes to
+        slot a the first time.
+
+        The record is saved when anything but the download offset and the battery level
+        differs from the last saved one, when ``force``, and during a PULL as a resume
+        checkpoint (see the module docstring): the stored offset went down (a restart), or
+        :meth:`checkpoint_bytes` / :data:`CHECKPOINT_SECONDS` passed since the last save.
+        ``sync`` flushes the record to disk before it replaces the old one.
+        """
+        dev = self._device
+        storage = dev.storage
         if not storage.materialised:
+            force = True
             for slot in SLOTS:
                 info = self.slots.get(slot)
                 if info is not None and info.get("kind") == "factory":
                     storage.write_slot(slot, factory_image(str(info.get("version"))))
-        storage.save(self.record())
+        record = self.record()
+        dl = self.download
+        offset = int(dl.get("offset", 0)) if dl else 0
+        volatile = dict(record, battery=None, download=dl and dict(dl, offset=None))
+        key = json.dumps(volatile, sort_keys=True)
+        now = dev.now()
+        if not force and key == self._saved_key:
+            saved = self._saved_offset
+            if dl is None or dl.get("method") != "pull" or offset == saved:
+                return
+            if (
+                offset > saved
+                and offset - saved < self.checkpoint_bytes()
+                and now - self._saved_time < CHECKPOINT_SECONDS
+            ):
+                return
+        storage.save(record, sync=sync)
+        self._saved_key = key
+        self._saved_offset = offset
+        self._saved_time = now
+
+    def checkpoint_bytes(self) -> int:
+        """How many stored bytes of a PULL make a resume checkpoint due (module constants)."""
+        total = (self.download or {}).get("total")
+        share = int(total) // CHECKPOINT_SHARE if total else 0
+        return min(CHECKPOINT_MAX, max(CHECKPOINT_MIN, share))
+
+    def _checkpoint(self, offset: int) -> None:
+        """A PULL block was stored: save the resume point if one is due (only the offset and
+        the battery changed since the last save, so no comparison of whole records)."""
+        saved = self._saved_offset
+        if (
+            saved < offset < saved + self.checkpoint_bytes()
+            and self._device.now() - self._saved_time < CHECKPOINT_SECONDS
+        ):
+            return
+        self.persist()
 
     def restore(self, record: dict[str, Any]) -> str | None:
         """Rebuild the in-memory state from ``state.json`` (after a power cut or reboot).
@@ -592,7 +675,7 @@ class FirmwareAgent:
             deadline = self.defer_deadline or dev.now()
             self._arm_deferral(max(0.0, deadline - dev.now()))
         self.sync()
-        self.persist()
+        self.persist(force=True)  # the record as booted (the slot truncated to its offset)
         return todo
 
     def _discard(self) -> None:
@@ -662,6 +745,7 @@ class FirmwareAgent:
             dl["total"] = int(total)
         if offset == 0:
             self._check_total(total)
+        self.persist()  # a restart (lower offset) or a new ETag is saved before new bytes
 
     def _accept_block(self, num: int, data: bytes) -> None:
         """Store one block in flash (and RAM copy); faults strike here."""
@@ -699,7 +783,7 @@ class FirmwareAgent:
             dev.emit(
                 "block", method="pull", protocol=scheme, path=dl["uri"], block=num, bytes=len(data)
             )
-            self.persist()
+            self._checkpoint(offset + len(data))
         if dev.faults.cut_now("block", num):
             raise PowerCut(f"power lost after block {num}")
         if self._link_drop_at is not None and num >= self._link_drop_at:
@@ -723,7 +807,9 @@ class FirmwareAgent:
         }
         self.download = None
         self.sync()
-        self.persist()
+        # The image's bytes reach the disk before the record that names them complete.
+        dev.storage.finish_slot(self.pending["slot"], sync=True)
+        self.persist(force=True, sync=True)
         return None
 
     def _arm_push_timer(self) -> None:
@@ -805,7 +891,7 @@ class FirmwareAgent:
                     uri,
                     sink,
                     timeout=dev._request_wall(),
-                    block_size=1 << (dev.download_szx + 4),
+                    block_size=max(1 << (dev.download_szx + 4), min(dev.ram, HTTP_PIECE_MAX)),
                     retries=dev.download_retries,
                     retry_delay=dev._wall(dev.retry_delay),
                     on_retry=on_retry,

@@ -12,6 +12,16 @@ way real ones do"):
   replaced atomically (write a temporary file, ``os.replace``), so a power cut leaves either
   the old or the new record, never a torn one. ``flash_size`` is the size of one slot: the
   largest package the device can take.
+
+  Cost per block: the download slot is opened once when a transfer starts
+  (:meth:`FlashStorage.begin_slot`) and stays open, unbuffered, until it completes
+  (:meth:`FlashStorage.finish_slot`), is erased, or the power goes (:meth:`FlashStorage.close`);
+  each block is one positioned write. ``state.json`` is not rewritten per block: the firmware
+  agent saves it when the persisted record changes and, during a PULL, as a resume checkpoint
+  (:mod:`labkit.client.firmware`). The slot may therefore hold more bytes than the last
+  checkpoint names; a boot keeps only the checkpointed prefix (the rest is truncated). The
+  only ``fsync`` calls are the ones the power-loss guarantee needs on a real machine: the
+  slot's data, then the ``state.json`` that names the image complete (``save(sync=True)``).
 * **A RAM buffer** for one download block (``ram``): a block larger than it, or the
   ``no-ram`` fault, fails the download with Result 3.
 * **A battery** (/3/0/9, percent) that drains a little per block and per install, from the
@@ -194,6 +204,13 @@ class Battery:
 _MASK64 = (1 << 64) - 1
 
 
+def _close_all(handles: dict[str, Any]) -> None:
+    """Close the slot files of a storage object that is garbage collected."""
+    for fh in handles.values():
+        fh.close()
+    handles.clear()
+
+
 class FlashStorage:
     """The device's flash: ``slot-a.bin``, ``slot-b.bin`` and ``state.json`` in a directory.
 
@@ -206,13 +223,16 @@ class FlashStorage:
         Bytes per slot (the device's flash size).
     """
 
-    __slots__ = ("__weakref__", "_dir", "_finalizer", "slot_size", "writes")
+    __slots__ = ("__weakref__", "_closer", "_dir", "_finalizer", "_open", "slot_size", "writes")
 
     def __init__(self, directory: Path | str | None, slot_size: int) -> None:
         if slot_size <= 0:
             raise ValueError(f"flash size must be > 0, not {slot_size}")
         self._dir = None if directory is None else Path(directory)
         self._finalizer: Any = None
+        #: Slot files open for a transfer (made on first use: most devices never download).
+        self._open: dict[str, Any] | None = None
+        self._closer: Any = None
         self.slot_size = int(slot_size)
         self.writes = 0  # state.json replacements (for tests and curiosity)
 
@@ -234,6 +254,26 @@ class FlashStorage:
             raise ValueError(f"no slot {slot!r}")
         return self.directory / f"slot-{slot}.bin"
 
+    def _handle(self, slot: str) -> Any:
+        """The slot's open file (unbuffered: every write reaches the file at once)."""
+        if self._open is None:
+            self._open = {}
+            self._closer = weakref.finalize(self, _close_all, self._open)
+        fh = self._open.get(slot)
+        if fh is None:
+            fd = os.open(self.slot_path(slot), os.O_RDWR | os.O_CREAT, 0o644)
+            fh = self._open[slot] = os.fdopen(fd, "r+b", buffering=0)
+        return fh
+
+    def _drop(self, slot: str, *, sync: bool = False) -> None:
+        fh = self._open.pop(slot, None) if self._open else None
+        if fh is not None:
+            try:
+                if sync:
+                    os.fsync(fh.fileno())
+            finally:
+                fh.close()
+
     def read_slot(self, slot: str, length: int | None = None) -> bytes:
         try:
             with self.slot_path(slot).open("rb") as fh:
@@ -243,25 +283,43 @@ class FlashStorage:
 
     def write_slot(self, slot: str, data: bytes) -> None:
         """Replace a slot's whole content (atomically)."""
+        self._drop(slot)
         path = self.slot_path(slot)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
     def begin_slot(self, slot: str, keep: int = 0) -> None:
-        """Prepare ``slot`` for a download that continues at byte ``keep`` (0: erase)."""
-        path = self.slot_path(slot)
-        with path.open("ab") as fh:
-            fh.truncate(keep)
+        """Prepare ``slot`` for a download that continues at byte ``keep`` (0: erase).
+
+        The slot file stays open until :meth:`finish_slot`, :meth:`erase` or :meth:`close`.
+        """
+        fh = self._handle(slot)
+        fh.truncate(keep)
+        fh.seek(keep)
 
     def append(self, slot: str, offset: int, data: bytes) -> None:
-        """Write a download block at ``offset`` (blocks come in order)."""
-        with self.slot_path(slot).open("r+b") as fh:
+        """Write a download block at ``offset`` (blocks come in order: no seek then)."""
+        fh = self._handle(slot)
+        if fh.tell() != offset:
             fh.seek(offset)
-            fh.write(data)
-            fh.truncate(offset + len(data))
+            fh.truncate(offset)
+        view = memoryview(data)
+        while view:
+            view = view[fh.write(view) :]
+
+    def finish_slot(self, slot: str, *, sync: bool = True) -> None:
+        """The transfer into ``slot`` is complete: flush it to disk (``sync``) and close it."""
+        self._drop(slot, sync=sync)
+
+    def close(self) -> None:
+        """Close every open slot file (the power goes; nothing is flushed on purpose)."""
+        if self._open:
+            for slot in list(self._open):
+                self._drop(slot)
 
     def erase(self, slot: str) -> None:
+        self._drop(slot)
         with contextlib.suppress(FileNotFoundError):
             self.slot_path(slot).unlink()
 
@@ -277,11 +335,20 @@ class FlashStorage:
             return None  # unreadable: boot as from the factory (an atomic write never tears)
         return data if isinstance(data, dict) else None
 
-    def save(self, record: dict[str, Any]) -> None:
-        """Persist ``record`` atomically (temporary file + ``os.replace``)."""
+    def save(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        """Persist ``record`` atomically (temporary file + ``os.replace``).
+
+        ``sync`` flushes the new record to disk before it replaces the old one (for the record
+        that names a downloaded image complete: a real power cut must not lose it).
+        """
         path = self.directory / "state.json"
         tmp = path.with_name(".state.json.tmp")
-        tmp.write_text(json.dumps(record, sort_keys=True), "utf-8")
+        text = json.dumps(record, sort_keys=True).encode("utf-8")
+        with open(tmp, "wb") as fh:
+            fh.write(text)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
         self.writes += 1
 
