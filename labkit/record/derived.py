@@ -113,8 +113,9 @@ def _last_at_or_before(mask: np.ndarray, group_first: np.ndarray, at: np.ndarray
     group (``group_first`` = each row's group start), or -1."""
     if len(mask) == 0:
         return np.full(len(at), -1, dtype=np.int64)
-    last = np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
-    found = last[at]
+    set_pos = np.flatnonzero(mask)
+    j = np.searchsorted(set_pos, at, side="right") - 1  # last set position <= at, or -1
+    found = np.where(j >= 0, set_pos[np.maximum(j, 0)] if len(set_pos) else -1, -1)
     return np.where(found >= group_first[at], found, -1)
 
 
@@ -226,7 +227,7 @@ def _labels(
     (code -1) maps to it. Works per category, never per row.
     """
     cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
-    codes = cat.cat.codes.to_numpy().astype(np.int64)[sel]
+    codes = cat.cat.codes.to_numpy()[sel]  # pandas' narrow codes dtype; -1 stays -1
     labels = np.array([transform(str(c)) for c in cat.cat.categories] + [""], dtype=object)
     return codes, labels
 
@@ -236,8 +237,15 @@ def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     v = np.where(np.isnan(values), -1, values).astype(np.int64)
     span = int(v.max()) + 2 if len(v) else 1
     if len(keys) and int(keys.max()) < np.iinfo(np.int64).max // span - 1 and v.min() >= -1:
-        combined = pd.Series(keys.astype(np.int64) * span + (v + 1))
-        return np.asarray(combined.duplicated().to_numpy(), dtype=bool)
+        combined = keys.astype(np.int64) * span + (v + 1)
+        # a stable sort keeps equal keys in row order: a row repeats the key before it in
+        # sorted order exactly when an earlier row has its key (rows are mostly in key order
+        # already, which the stable sort exploits)
+        order = np.argsort(combined, kind="stable")
+        ranked = combined[order]
+        out = np.zeros(len(combined), dtype=bool)
+        out[order[1:]] = ranked[1:] == ranked[:-1]
+        return out
     return np.asarray(pd.DataFrame({"k": keys, "v": values}).duplicated().to_numpy(), dtype=bool)
 
 
@@ -316,9 +324,11 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     """
     ev = _by_seq(events)
     device = _device(ev["device"])
-    dcode_all = device.cat.codes.to_numpy().astype(np.int64)
+    # full-length arrays stay in their narrow dtypes; only the selected rows are widened
+    dcode_all = device.cat.codes.to_numpy()
     kcode_all = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
-    run_end = _ts_array(ev["ts"]).max() if len(ev) else np.datetime64("NaT", "us")
+    ts_all = _ts_array(ev["ts"])
+    run_end = ts_all.max() if len(ev) else np.datetime64("NaT", "us")
     wanted = np.isin(
         kcode_all,
         [
@@ -340,11 +350,12 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     sel = np.flatnonzero((dcode_all >= 0) & (wanted | retrans_all | wave_all))
     sel = sel[_by_device(dcode_all[sel])]  # by device, then seq
     n = len(sel)
-    d = dcode_all[sel]
+    d = dcode_all[sel].astype(np.int64)
     k = kcode_all[sel]
-    ts = _ts_array(ev["ts"])[sel]
-    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy().astype(np.int64)[sel]
-    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy().astype(np.int64)[sel]
+    ts = ts_all[sel]
+    del ts_all
+    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
+    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
     dec_codes, dec_labels = _labels(ev["decision"], sel, str.lower)
     met_codes, met_labels = _labels(ev["method"], sel, str.strip)
     pro_codes, pro_labels = _labels(ev["protocol"], sel, str.strip)

@@ -23,7 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labkit.record.schema import SchemaError, arrow_schema, coerce, empty_frame, validate
+from labkit.record.schema import (
+    SchemaError,
+    arrow_schema,
+    coerce,
+    empty_frame,
+    frame_from_arrow,
+    validate,
+)
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
@@ -165,8 +172,9 @@ def _event_files(events_path: Path) -> list[Path]:
     return part_files(events_path)
 
 
-def _read_part(part: Path) -> pa.Table:
-    """One part file as a table of the schema; RunError if it is truncated or foreign."""
+def _read_part(part: Path) -> tuple[pa.Table, bool]:
+    """One part file as a table of the schema, and whether it was written with that schema
+    (False: its columns were cast); RunError if it is truncated or foreign."""
     target = arrow_schema()
     try:
         table = pq.read_table(part)
@@ -176,22 +184,25 @@ def _read_part(part: Path) -> pa.Table:
         raise RunError(part, f"unreadable part file ({type(exc).__name__}: {exc})") from exc
     if table.schema.names != target.names:
         raise RunError(part, f"part file has columns {table.schema.names}, not {target.names}")
-    if not table.schema.equals(target, check_metadata=False):
+    exact = table.schema.equals(target, check_metadata=False)
+    if not exact:
         try:
             table = table.cast(target)
         except (pa.ArrowException, ValueError) as exc:
             raise RunError(part, f"part file columns have the wrong types: {exc}") from exc
-    return table.replace_schema_metadata(None)
+    return table.replace_schema_metadata(None), exact
 
 
-def _read_tables(events_path: Path, skip_broken: bool) -> tuple[list[pa.Table], list[Path]]:
+def _read_tables(
+    events_path: Path, skip_broken: bool
+) -> tuple[list[tuple[pa.Table, bool]], list[Path]]:
     """Read every part; cope with parts removed by a compaction running meanwhile.
 
     A compaction writes the merged part (with a higher number) before removing the old ones,
     so when a listed part has vanished the directory is listed again and the new parts read;
     rows read twice are dropped later by ``seq``.
     """
-    tables: dict[Path, pa.Table] = {}
+    tables: dict[Path, tuple[pa.Table, bool]] = {}
     skipped: list[Path] = []
     for _ in range(_READ_PASSES):
         vanished = False
@@ -214,11 +225,16 @@ def _read_tables(events_path: Path, skip_broken: bool) -> tuple[list[pa.Table], 
     return [tables[p] for p in ordered], skipped
 
 
-def _tables_to_frame(tables: list[pa.Table]) -> pd.DataFrame:
+def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
     if not tables:
         return empty_frame()
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    frame = coerce(table.to_pandas())
+    parts = [table for table, _ in tables]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    # parts written with the schema convert straight from Arrow; cast (foreign) parts, and
+    # values the Arrow types do not rule out, take the full coerce path
+    frame = frame_from_arrow(table) if all(exact for _, exact in tables) else None
+    if frame is None:
+        frame = coerce(table.to_pandas())
     seq = frame["seq"].to_numpy()
     if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
         # parts arrive in write order; only a compaction interrupted by a kill repeats rows

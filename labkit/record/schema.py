@@ -47,6 +47,7 @@ __all__ = [
     "coerce",
     "empty_frame",
     "events_to_frame",
+    "frame_from_arrow",
     "validate",
 ]
 
@@ -418,3 +419,142 @@ def arrow_schema() -> pa.Schema:
             typ = pa.from_numpy_dtype(col.dtype.numpy_dtype)
         fields.append(pa.field(col.name, typ, nullable=col.name not in ("ts", "seq")))
     return pa.schema(fields)
+
+
+def _code_dtype(n_categories: int) -> type[np.signedinteger[Any]]:
+    """The codes dtype pandas uses for a categorical with ``n_categories`` categories."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_categories < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def _chunk_numpy(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fixed-width chunk's values (zero-copy; arbitrary under nulls) and validity (None: all)."""
+    validity, data = chunk.buffers()[:2]
+    if not len(chunk) or data is None:
+        return np.zeros(0, dtype=np.int64), None
+    width = chunk.type.bit_width // 8
+    dtype = np.dtype(f"i{width}") if width > 1 else np.dtype(np.int8)
+    if pa.types.is_floating(chunk.type):
+        dtype = np.dtype(f"f{width}")
+    values = np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * width)
+    if validity is None or not chunk.null_count:
+        return values, None
+    bits = np.frombuffer(validity, dtype=np.uint8)
+    first, stop = chunk.offset, chunk.offset + len(chunk)
+    valid = np.unpackbits(bits[first // 8 : (stop + 7) // 8], bitorder="little")
+    return values, valid[first % 8 : first % 8 + len(chunk)].view(bool)
+
+
+def _numpy_of(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed-width column's values (arbitrary under nulls) and its null mask."""
+    parts = [_chunk_numpy(c) for c in column.chunks]
+    if len(parts) == 1:
+        values, valid = parts[0]
+        values = values.copy()  # the frame owns (and may write) its data
+    else:
+        dtype = parts[0][0].dtype if parts else np.dtype(np.int64)
+        values = np.concatenate([v for v, _ in parts]) if parts else np.zeros(0, dtype)
+    mask = np.zeros(len(values), dtype=bool)
+    start = 0
+    for v, valid in parts:
+        if valid is not None:
+            np.logical_not(valid, out=mask[start : start + len(v)])
+        start += len(v)
+    return values, mask
+
+
+def _dictionary_codes(
+    column: pa.ChunkedArray, categories: Sequence[str] | None
+) -> tuple[np.ndarray, list[str]] | None:
+    """Codes of a dictionary column against ``categories`` (None: the sorted values present).
+
+    None when a dictionary holds a missing value, or a value outside fixed ``categories`` is
+    used (the caller then takes the full coerce/validate path, which reports it).
+    """
+    chunks = [c for c in column.chunks if len(c)]
+    indices: list[np.ndarray] = []
+    names: list[list[str]] = []
+    for chunk in chunks:
+        if chunk.dictionary.null_count:
+            return None
+        names.append([str(v) for v in chunk.dictionary.to_pylist()])
+        values, valid = _chunk_numpy(chunk.indices)
+        # indices under nulls are arbitrary; -1 marks a missing value
+        idx = values if valid is None else np.where(valid, values, -1)
+        if int(idx.max()) >= len(names[-1]) or int(idx.min()) < -1:
+            return None  # not a valid dictionary array
+        indices.append(idx)
+    used: list[np.ndarray | None] = [None] * len(chunks)
+    if categories is None:
+        present: set[str] = set()
+        for i, (idx, chunk_names) in enumerate(zip(indices, names, strict=True)):
+            used[i] = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
+            present.update(chunk_names[j] for j in np.flatnonzero(used[i]))
+        categories = sorted(present)
+    dtype = _code_dtype(len(categories))
+    position = {name: i for i, name in enumerate(categories)}
+    out = np.empty(len(column), dtype=dtype)
+    start = 0
+    for i, (idx, chunk_names) in enumerate(zip(indices, names, strict=True)):
+        remap = np.array([position.get(name, -1) for name in chunk_names] + [-1], dtype=dtype)
+        unknown = remap[:-1] < 0
+        if unknown.any():
+            if used[i] is None:
+                used[i] = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
+            if (unknown & used[i]).any():
+                return None
+        np.take(remap, idx, out=out[start : start + len(idx)], mode="wrap")  # -1 -> last
+        start += len(idx)
+    return out, list(categories)
+
+
+def frame_from_arrow(table: pa.Table) -> pd.DataFrame | None:
+    """A table of exactly :func:`arrow_schema` as a typed event table, without re-checking
+    what the Arrow types already guarantee; None when the table needs :func:`coerce`.
+
+    The frame equals ``coerce(table.to_pandas())`` and passes :func:`validate` except for its
+    ``seq`` order check (the caller's business). None is returned when the schema differs
+    (nullability aside), ``ts``, ``seq``, ``run_id``, ``source`` or ``kind`` has missing values
+    or a fixed-category column uses a value outside its categories: the full path reports those.
+    """
+    if not table.num_rows or not table.schema.equals(arrow_schema(), check_metadata=False):
+        return None
+    data: dict[str, Any] = {}
+    for col in COLUMNS:
+        name = col.name
+        column = table.column(name)
+        if name in ("ts", "seq", "run_id", "source", "kind") and column.null_count:
+            return None
+        if name == "ts":
+            values, _ = _numpy_of(column)
+            data[name] = pd.DatetimeIndex(values.view("datetime64[us]")).tz_localize("UTC").array
+        elif name == "seq":
+            data[name], _ = _numpy_of(column)
+        elif isinstance(col.dtype, str) or name in _FIXED_CATEGORIES:
+            fixed = _FIXED_CATEGORIES.get(name)
+            found = _dictionary_codes(column, fixed)
+            if found is None:
+                return None
+            codes, categories = found
+            dtype = (
+                col.dtype
+                if fixed is not None
+                else pd.CategoricalDtype(pd.Index(categories, dtype="str"), ordered=False)
+            )
+            data[name] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+        elif isinstance(col.dtype, pd.StringDtype):
+            data[name] = col.dtype.__from_arrow__(column)
+        elif isinstance(col.dtype, pd.Float64Dtype):
+            values, mask = _numpy_of(column)
+            values[mask] = 0.0  # NaN and missing both become NA, as astype("Float64") does
+            mask |= np.isnan(values)
+            data[name] = pd.arrays.FloatingArray(values, mask)
+        else:
+            values, mask = _numpy_of(column)
+            values[mask] = 0
+            data[name] = pd.arrays.IntegerArray(values, mask)
+    frame = pd.DataFrame(data, columns=list(COLUMN_NAMES), copy=False)
+    frame.index = pd.RangeIndex(table.num_rows)
+    return frame

@@ -22,6 +22,7 @@ from labkit.record.schema import (
     coerce,
     empty_frame,
     events_to_frame,
+    frame_from_arrow,
     validate,
 )
 from tests.record.record_events import T0, scenario
@@ -224,3 +225,51 @@ def test_any_events_round_trip_through_parquet(events: list[Event]) -> None:
     pq.write_table(pa.Table.from_pandas(df, schema=arrow_schema(), preserve_index=False), sink)
     back = coerce(pq.read_table(pa.BufferReader(sink.getvalue())).to_pandas())
     pd.testing.assert_frame_equal(back, df)
+
+
+def _arrow_of(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False).cast(arrow_schema())
+
+
+def test_frame_from_arrow_equals_the_coerce_path() -> None:
+    frame = events_to_frame(scenario(), "r1")
+    frame["rtt_ms"] = frame["rtt_ms"].astype("Float64")
+    table = _arrow_of(frame)
+    # several chunks with their own dictionaries, one sliced (buffer offsets)
+    chunks = [table.slice(0, 3), table.slice(3, 5), table.slice(8)]
+    for t in (table, pa.concat_tables(chunks), table.slice(2, 7)):
+        fast = frame_from_arrow(t.replace_schema_metadata(None))
+        assert fast is not None
+        slow = coerce(t.replace_schema_metadata(None).to_pandas())
+        pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+        validate(fast)
+    # a NaN round-trip time becomes NA, as the coerce path does
+    nan = table.set_column(
+        table.schema.get_field_index("rtt_ms"),
+        "rtt_ms",
+        pa.array([float("nan")] * table.num_rows, pa.float64()),
+    )
+    fast = frame_from_arrow(nan)
+    assert fast is not None and fast["rtt_ms"].isna().all()
+
+
+def test_frame_from_arrow_leaves_what_needs_checking_to_coerce() -> None:
+    table = _arrow_of(events_to_frame(scenario(), "r1"))
+    assert frame_from_arrow(table.slice(0, 0)) is None  # empty: full path
+    assert frame_from_arrow(table.drop_columns(["wave"])) is None  # another schema
+    kind = table.schema.get_field_index("kind")
+    unknown = pa.DictionaryArray.from_arrays(
+        pa.array([0] * table.num_rows, pa.int8()), pa.array(["teleport"])
+    )
+    assert frame_from_arrow(table.set_column(kind, "kind", unknown)) is None
+    missing = pa.DictionaryArray.from_arrays(
+        pa.array([None] * table.num_rows, pa.int8()), pa.array(["note"])
+    )
+    assert frame_from_arrow(table.set_column(kind, "kind", missing)) is None
+    # an unknown but unused dictionary value is fine, as on the coerce path
+    state = table.schema.get_field_index("state")
+    spare = pa.DictionaryArray.from_arrays(
+        pa.array([None] * table.num_rows, pa.int8()), pa.array(["IDLE", "LIMBO"])
+    )
+    fast = frame_from_arrow(table.set_column(state, "state", spare.cast(table["state"].type)))
+    assert fast is not None and fast["state"].isna().all()
