@@ -2314,8 +2314,6 @@ def policy_run(
     t0 = clock()
 
     async def run() -> tuple[Any, Any]:
-        import asyncio
-        import contextlib
 
         # Register in calm conditions (trace time far past the trouble); the fleet's start
         # then makes "now" time 0 of the traces, so the trouble starts with the campaign.
@@ -2330,14 +2328,7 @@ def policy_run(
         )
         try:
             campaign = LabFleet(lab, sim, clock).campaign(image, policy=built)
-            task = asyncio.get_running_loop().create_task(campaign.run())
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
-                campaign.cancel(abort=True)
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, 30.0)
-            elif task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            await campaign.run_until(timeout)
         finally:
             await sim.stop()
         return campaign, sim

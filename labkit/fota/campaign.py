@@ -614,6 +614,22 @@ class Campaign:
         )
 
     # -- the run -------------------------------------------------------------------------------
+    async def run_until(self, deadline_s: float, *, grace_s: float = 30.0) -> Campaign:
+        """Run the campaign, cancelling it (transfers aborted) if it is still going after
+        ``deadline_s`` wall seconds; waits at most ``grace_s`` more for the cancel to settle.
+
+        Re-raises what :meth:`run` raised.
+        """
+        task = asyncio.get_running_loop().create_task(self.run())
+        done, _ = await asyncio.wait({task}, timeout=deadline_s)
+        if not done:
+            self.cancel(abort=True)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, grace_s)
+        elif (error := task.exception()) is not None:
+            raise error
+        return self
+
     async def run(self) -> Campaign:
         """Run the campaign to its end (finished, stopped or cancelled) and return it.
 

@@ -31,7 +31,6 @@ moves every event a little (see :mod:`labkit.linkem`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import statistics
@@ -363,14 +362,7 @@ async def run_campaign(
             repository=fleet.repository_for if repository is not None else None,
             on_event=sink, on_progress=on_progress, **options,
         )
-        task = asyncio.get_running_loop().create_task(campaign.run())
-        done, _ = await asyncio.wait({task}, timeout=deadline_s)
-        if not done:
-            campaign.cancel(abort=True)
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 30.0)
-        elif task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        await campaign.run_until(deadline_s)
     finally:
         lag = await monitor.stop()
         await fleet.stop()
