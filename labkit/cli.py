@@ -284,12 +284,11 @@ async def _serve(args: argparse.Namespace) -> int:
 
     recorder: Any = None
     if args.record is not None:
-        from labkit.record import Recorder, new_run_id
+        from labkit.record import Recorder
 
-        run_id = args.run_id or new_run_id(args.record)
-        recorder = Recorder(
-            args.record / run_id,
-            run_id=run_id,
+        recorder = Recorder.in_root(
+            args.record,
+            run_id=args.run_id,
             manifest={"command": "labkit serve", "listen": list(args.listen)},
         )
     sink = recorder if recorder is not None else discard

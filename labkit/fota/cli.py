@@ -178,12 +178,11 @@ async def _fota(args: argparse.Namespace, package: bytes) -> int:
 
     recorder: Any = None
     if args.record is not None:
-        from labkit.record import Recorder, new_run_id
+        from labkit.record import Recorder
 
-        run_id = args.run_id or new_run_id(args.record)
-        recorder = Recorder(
-            args.record / run_id,
-            run_id=run_id,
+        recorder = Recorder.in_root(
+            args.record,
+            run_id=args.run_id,
             manifest={
                 "command": "labkit fota",
                 "listen": list(args.listen),

@@ -212,12 +212,16 @@ class Recorder:
         cls,
         root: str | Path = DEFAULT_RUNS_DIR,
         *,
+        run_id: str | None = None,
         flush_interval: float = 0.5,
         manifest: Mapping[str, Any] | None = None,
     ) -> Recorder:
-        """A recorder writing to a new directory ``<root>/<new_run_id(root)>``."""
-        run_id = new_run_id(root)
-        return cls(Path(root) / run_id, flush_interval=flush_interval, manifest=manifest)
+        """A recorder writing to a new directory ``<root>/<run_id>`` (default
+        ``new_run_id(root)``, a fresh timestamped name)."""
+        run_id = run_id or new_run_id(root)
+        return cls(
+            Path(root) / run_id, run_id=run_id, flush_interval=flush_interval, manifest=manifest
+        )
 
     def _prepare_dir(self, path: Path) -> None:
         events = path / EVENTS_NAME
