@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,24 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import NEW, Lab, image, lab_key, update
+from tests.libcoap import COAP_CLIENT, COAP_SERVER
 
 pytestmark = pytest.mark.interop
-
-
-def _binary(*names: str) -> str | None:
-    for name in names:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-COAP_SERVER = _binary(
-    "coap-server", "coap-server-notls", "coap-server-gnutls", "coap-server-openssl"
-)
-COAP_CLIENT = _binary(
-    "coap-client", "coap-client-notls", "coap-client-gnutls", "coap-client-openssl"
-)
 
 
 def _client(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,23 +39,10 @@ from pathlib import Path
 import pytest
 
 from labkit.runtime import Lab
+from tests.libcoap import COAP_CLIENT, COAP_SERVER
 
 pytestmark = pytest.mark.interop
 
-CLIENT_NAMES = ("coap-client", "coap-client-notls", "coap-client-gnutls", "coap-client-openssl")
-SERVER_NAMES = ("coap-server", "coap-server-notls", "coap-server-gnutls", "coap-server-openssl")
-
-
-def find_binary(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-COAP_CLIENT = find_binary(CLIENT_NAMES)
-COAP_SERVER = find_binary(SERVER_NAMES)
 
 needs_client = pytest.mark.skipif(
     COAP_CLIENT is None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,10 @@ import pytest
 from labkit.events import Event
 from labkit.repo.images import build_image, ensure_key, verify_image
 from labkit.repo.repository import FirmwareRepository
+from tests.libcoap import COAP_CLIENT
 
 pytestmark = pytest.mark.interop
 
-COAP_CLIENT = next(
-    (
-        found
-        for name in (
-            "coap-client",
-            "coap-client-notls",
-            "coap-client-openssl",
-            "coap-client-gnutls",
-        )
-        if (found := shutil.which(name))
-    ),
-    None,
-)
 needs_libcoap = pytest.mark.skipif(COAP_CLIENT is None, reason="libcoap's coap-client is absent")
 
 
