@@ -67,7 +67,7 @@ from labkit.lwm2m.fota import (
     InstallSucceeded,
     WriteUri,
 )
-from labkit.lwm2m.fota_diagram import mermaid_state_diagram
+from labkit.lwm2m.fota_diagram import teaching_diagram
 from labkit.plots import plot_state_timeline
 from labkit.server import RequestFailed
 
@@ -168,11 +168,13 @@ ax = plot_state_timeline(lab.events(), "sim-0001")
 # ## 5 · The diagram, drawn from the table
 #
 # The picture below is generated from the same transition table the machine and the devices
-# use, so it cannot disagree with them. Each arrow is labelled with its rule id, the trigger,
-# a guard in brackets where one applies, and the Update Result it sets.
+# use, so it cannot disagree with them. One arrow per pair of States, labelled with the
+# triggers that take it; the notes give the Update Results a State is entered with. Staying
+# in a State (the next block, a refused URI, a deferral) draws no arrow. Every rule with its
+# id, guard and result, and every refusal: `python -m labkit.lwm2m.fota_diagram --full`.
 
 # %%
-lesson.mermaid(mermaid_state_diagram(config_writes=False))
+lesson.mermaid(teaching_diagram())
 
 # %% [markdown]
 # Every rule for one trigger, refusals included — here Execute Update in each State:
