@@ -95,6 +95,9 @@ def story(events: pd.DataFrame, device: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 _PUSH_STATES = [State.IDLE, State.DOWNLOADING, State.DOWNLOADED, State.UPDATING, State.IDLE]
 
 

@@ -133,6 +133,9 @@ def registration_table(registration: Registration) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "value", "meaning"])
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 _RSSI = Path.of(4, 0, 2)
 
 

@@ -178,6 +178,9 @@ def mermaid(text: str) -> Markdown:
     return Markdown(f"```mermaid\n{text.rstrip()}\n```")  # type: ignore[no-untyped-call]
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 def _execute_rules() -> dict[State, Any]:
     """The decisive rule of Execute /5/0/2 in each State (the user does not defer)."""
     from labkit.lwm2m.fota import TRANSITIONS, ExecuteUpdate

@@ -179,6 +179,9 @@ def compare(outcomes: Iterable[Outcome]) -> pd.DataFrame:
     return frame
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 _PACKAGE_URI = Path.of(5, 0, 1)
 
 

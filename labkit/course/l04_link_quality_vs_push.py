@@ -228,6 +228,9 @@ def policy_walk(
     return frame
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 def _link_levels() -> dict[str, int]:
     """The RSSI a weak device of lesson 04 reports in each phase, read from its trace."""
     trace = weak_links(2, [1])[1].trace

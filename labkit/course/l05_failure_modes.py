@@ -124,6 +124,9 @@ def operator_guide() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 @register(
     "failures.integrity_code",
     notebook="05_failure_modes",

@@ -163,6 +163,9 @@ def flash_table(lab: Lab, endpoints: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(lab.call(snapshot, timeout=10), columns=columns)
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 _CHECK_WORDS = (
     "hash",
     "sha",

@@ -110,6 +110,9 @@ def pause_and_resume(
     return pd.DataFrame(rows)
 
 
+# -- exercises ------------------------------------------------------------------------------
+
+
 _FLEET_FAIL_WORDS = ("fail", "refus", "broken", "bad", "error", "reject", "unsupported")
 
 
