@@ -5,9 +5,14 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
+import pytest
 
 from labkit.course import l00_tour as lesson
+from labkit.course.exercises import check
+from labkit.lwm2m.objects import State, UpdateResult
 
 
 def _events(rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -45,3 +50,48 @@ def test_story_keeps_changes_and_drops_repeats() -> None:
     assert story["t_ms"].tolist() == [0.0, 100.0, 300.0, 400.0]
     assert lesson.story(events.iloc[:0]).empty
     assert lesson.story(events, "nobody").empty
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [0, 1, 2, 3, 0],
+        (0, 1, 2, 3, 0),
+        "0 1 2 3 0",
+        "0 -> 1 -> 2 -> 3 -> 0",
+        "IDLE, DOWNLOADING, DOWNLOADED, UPDATING, IDLE",
+        ["idle", "downloading", "downloaded", "updating", "idle"],
+        [State.IDLE, State.DOWNLOADING, State.DOWNLOADED, State.UPDATING, State.IDLE],
+    ],
+)
+def test_tour_states_right(answer: Any) -> None:
+    assert check("tour.states", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ([1, 2, 3, 0], "IDLE (0) before"),
+        ([0, 1, 2, 3], "does not end in UPDATING"),
+        ([0, 2, 1, 3, 0], "order of the seed's four steps"),
+        ([0, 1, 3, 0], "DOWNLOADED (2) is missing"),
+        ([0, 1, 2, 3, 4], "is not a State"),
+    ],
+)
+def test_tour_states_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("tour.states", answer)
+    assert not verdict.right
+    assert why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [1, "1", "SUCCESS", "success", UpdateResult.SUCCESS])
+def test_tour_success_result_right(answer: Any) -> None:
+    assert check("tour.success_result", answer).right
+
+
+def test_tour_success_result_wrong_names_the_code() -> None:
+    assert "INITIAL" in check("tour.success_result", 0).why
+    assert "Integrity check failure" in check("tour.success_result", 5).why

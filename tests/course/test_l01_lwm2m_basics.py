@@ -5,9 +5,13 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from labkit.course import l01_lwm2m_basics
 from labkit.course import l01_lwm2m_basics as lesson
+from labkit.course.exercises import check
 from labkit.lwm2m.formats import ContentFormat, encode
 from labkit.lwm2m.paths import Path
 
@@ -79,3 +83,57 @@ def test_links_table_of_a_discover(lab) -> None:  # type: ignore[no-untyped-def]
     assert links.loc[0, "path"] == "/5/0"
     row = links.set_index("path").loc["/5/0/3"]
     assert row["name"] == "State" and row["link"] == "</5/0/3>"
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["/4/0/2", "4/0/2", " /4/0/2 ", "/4/0/2/"])
+def test_rssi_path_right(answer: str) -> None:
+    assert check("basics.rssi_path", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("/4/0/3", "Link Quality"),
+        ("/4/1/2", "only instance 0"),
+        ("/3/0/9", "Battery Level of Device"),
+        ("/9/0/0", "not a path of the objects"),
+        ("four", "a path looks like"),
+    ],
+)
+def test_rssi_path_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("basics.rssi_path", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["TLV", "tlv", " TLV ", "OMA TLV", 11542, "11542"])
+def test_smallest_format_right(answer: Any) -> None:
+    assert check("basics.smallest_format", answer).right
+    assert check("basics.smallest_format", ContentFormat.TLV).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("SenML JSON", "as text"), (110, "as text"), ("senml-cbor", "names every record")],
+)
+def test_smallest_format_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("basics.smallest_format", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_smallest_format_ranking_comes_from_the_codecs() -> None:
+    sizes = l01_lwm2m_basics._sizes()
+    assert min(sizes, key=sizes.__getitem__) is ContentFormat.TLV
+    assert "TLV < SENML_CBOR < SENML_JSON" in check("basics.smallest_format", "TLV").why
+
+
+@pytest.mark.parametrize("answer", ["lt", "LT", " lt ", "lt=300", "lifetime"])
+def test_lifetime_parameter_right(answer: str) -> None:
+    assert check("basics.lifetime_parameter", answer).right
+
+
+def test_lifetime_parameter_wrong_names_what_it_is() -> None:
+    assert "Endpoint Client Name" in check("basics.lifetime_parameter", "ep").why
+    assert "binding" in check("basics.lifetime_parameter", "b").why

@@ -5,7 +5,12 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from labkit.course import l02_firmware_update_object as lesson
+from labkit.course.exercises import check
 from labkit.lwm2m.fota import (
     DownloadCompleted,
     ExecuteUpdate,
@@ -63,3 +68,70 @@ def test_mermaid_wraps_the_diagram_in_a_fence() -> None:
     shown = lesson.mermaid(mermaid_state_diagram(config_writes=False))
     assert shown.data.startswith("```mermaid\nstateDiagram-v2\n")
     assert shown.data.endswith("\n```")
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", [2, "2", "DOWNLOADED", "downloaded", "Downloaded (2)", "state 2", State.DOWNLOADED]
+)
+def test_execute_state_right(answer: Any) -> None:
+    verdict = check("fuo.execute_state", answer)
+    assert verdict.right and "T12" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(0, "no image yet"), ("DOWNLOADING", "still arriving"), (State.UPDATING, "already running")],
+)
+def test_execute_state_wrong_quotes_the_table(answer: Any, why: str) -> None:
+    verdict = check("fuo.execute_state", answer)
+    assert not verdict.right
+    assert why in verdict.why and "4.05" in verdict.why and "T15" in verdict.why
+
+
+def test_execute_state_refuses_two_states_at_once() -> None:
+    assert not check("fuo.execute_state", "IDLE or DOWNLOADED").right
+
+
+@pytest.mark.parametrize("answer", [10, "10", "CANCELLED", UpdateResult.CANCELLED])
+def test_cancelled_result_right(answer: Any) -> None:
+    assert check("fuo.cancelled_result", answer).right
+
+
+def test_cancelled_result_wrong_names_the_code() -> None:
+    assert "UPDATE_FAILED" in check("fuo.cancelled_result", 8).why
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "integrity check failure",
+        "The integrity check of the new package failed",
+        "the hash did not match",
+        "bad signature",
+        "the image is corrupt",
+        "verification failed",
+    ],
+)
+def test_result_5_right(answer: str) -> None:
+    assert check("fuo.result_5", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("not enough flash", "NOT_ENOUGH_FLASH"),
+        ("out of RAM", "OUT_OF_RAM"),
+        ("the connection was lost", "CONNECTION_LOST"),
+        ("invalid URI", "INVALID_URI"),
+        ("it was cancelled", "CANCELLED"),
+        (5, "the code itself"),
+        (UpdateResult.INTEGRITY_CHECK_FAILURE, "the code itself"),
+        (7, "another code"),
+    ],
+)
+def test_result_5_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("fuo.result_5", answer)
+    assert not verdict.right and why in verdict.why

@@ -5,10 +5,13 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from labkit.course import l03_pull_vs_push as lesson
+from labkit.course.exercises import check
 from labkit.lwm2m.objects import UpdateResult
 from labkit.lwm2m.paths import Path
 
@@ -64,3 +67,70 @@ def test_compare_tabulates_push_pull_and_http() -> None:
     assert table.loc[3, "result"] == "- REFUSED" and pd.isna(table.loc[3, "download_s"])
     assert str(table["blocks"].dtype) == "Int64"
     assert lesson.compare([]).empty
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["/5/0/1", "5/0/1", " /5/0/1 "])
+def test_pull_resource_right(answer: str) -> None:
+    verdict = check("delivery.pull_resource", answer)
+    assert verdict.right and "Package URI" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("/5/0/0", "*is* the PUSH"),
+        ("/5/0/2", "after the download"),
+        ("/5/0/8", "pick a scheme"),
+        ("/5/0/9", "PUSH or PULL"),
+        ("/5/1/1", "only instance 0"),
+        ("/3/0/3", "Firmware Version of Device"),
+        ("uri", "a path looks like"),
+    ],
+)
+def test_pull_resource_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("delivery.pull_resource", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["push", "PUSH", " Push ", "the push method"])
+def test_who_decides_right(answer: str) -> None:
+    assert check("delivery.who_decides", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("pull", "earliest available opportunity"),
+        ("push or pull", "one side only"),
+        ("the server", "not the side"),
+        (1, "one word"),
+    ],
+)
+def test_who_decides_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("delivery.who_decides", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [128, "128", " 128 ", 128.0])
+def test_blocks_right(answer: Any) -> None:
+    verdict = check("delivery.blocks", answer)
+    assert verdict.right and "65,536 / 512 = 128" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (64, "at 1024-byte blocks"),
+        (256, "at 256-byte blocks"),
+        (127, "from 0 to 127"),
+        (129, "no partial last block"),
+        (100, "divide the image size"),
+        ("many", "whole number"),
+    ],
+)
+def test_blocks_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("delivery.blocks", answer)
+    assert not verdict.right and why in verdict.why

@@ -5,10 +5,13 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from labkit.course import l04_link_quality_vs_push as lesson
+from labkit.course.exercises import check
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +121,57 @@ def test_threshold_explorer_reruns_with_the_sliders_value(scaled) -> None:  # ty
     assert run.thresholds == {"min_rssi_dbm": -120.0} and run.label.startswith("threshold")
     assert list(explorer.comparison()["thresholds"]) == ["min_rssi_dbm -120"]
     assert "threshold -120 dBm" in explorer.status.value and "<table" in explorer.table.value
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["threshold", "Threshold", "the threshold policy"])
+def test_link_fewer_result_4_right(answer: Any) -> None:
+    assert check("link.fewer_result_4", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("always", "always pushed at once"),
+        ("always or threshold", "one name"),
+        ("hysteresis", "compared two policies"),
+    ],
+)
+def test_link_fewer_result_4_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.fewer_result_4", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [-90, -90.0, "-90", "-90 dBm", "−90 dBm"])
+def test_link_push_rssi_right(answer: Any) -> None:
+    assert check("link.push_rssi", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (-115, "said wait"),
+        ("-140 dBm", "outage"),
+        (-105, "threshold"),
+        (90, "negative"),
+        ("between -90 and -80", "signal level"),
+    ],
+)
+def test_link_push_rssi_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.push_rssi", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["b", "B", " b ", "(b)"])
+def test_link_wait_meaning_right(answer: Any) -> None:
+    assert check("link.wait_meaning", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("a", "not pause"), ("c", "PULL"), ("d", "give_up"), ("e", "one letter")]
+)
+def test_link_wait_meaning_wrong(answer: Any, why: str) -> None:
+    verdict = check("link.wait_meaning", answer)
+    assert not verdict.right and why in verdict.why

@@ -5,10 +5,13 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from labkit.course import l05_failure_modes as lesson
+from labkit.course.exercises import EXERCISES, check
 from labkit.course.l06_secure_boot_and_rollback import flash_table
 from labkit.lwm2m.objects import UpdateResult
 
@@ -72,3 +75,64 @@ def test_failure_matrix_produces_every_code_on_purpose(tmp_path) -> None:  # typ
     assert by_device.loc["r08-boot-fail", "running"] == "a"
     assert by_device.loc["r08-boot-fail", "fw_version"] == "1.0.0"
     assert by_device.loc["r05-wrong-key", "result"].startswith("5 ")
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [5, "5", "INTEGRITY_CHECK_FAILURE", UpdateResult(5)])
+def test_integrity_code_right(answer: Any) -> None:
+    verdict = check("failures.integrity_code", answer)
+    assert verdict.right and "never booted" in verdict.why
+
+
+@pytest.mark.parametrize(("answer", "why"), [(6, "not an image"), (8, "rolled back"), (4, "")])
+def test_integrity_code_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("failures.integrity_code", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["no-ram", "NO_RAM", "the no ram fault"])
+def test_fault_for_3_right(answer: str) -> None:
+    assert check("failures.fault_for_3", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("link-drop", "leads to 4"), ("power-loss", "1, 4 or 8"), (3, "the code itself")],
+)
+def test_fault_for_3_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("failures.fault_for_3", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_fault_for_3_agrees_with_the_fault_table() -> None:
+    from labkit.sim.faults import FAULT_RESULTS
+
+    assert FAULT_RESULTS[EXERCISES["failures.fault_for_3"].solution] == 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "rollback",
+        "it rolled back",
+        "the bootloader reverted to the old image",
+        "the new image failed its self-test at boot",
+    ],
+)
+def test_result_8_right(answer: str) -> None:
+    assert check("failures.result_8_old_version", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("the signature was bad", "gives 5"),
+        ("the link dropped", "2, 3 or 4"),
+        ("it was cancelled", "10"),
+    ],
+)
+def test_result_8_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("failures.result_8_old_version", answer)
+    assert not verdict.right and why in verdict.why

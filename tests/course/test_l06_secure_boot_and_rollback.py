@@ -10,6 +10,7 @@ import pytest
 
 from labkit.course import l06_secure_boot_and_rollback as lesson
 from labkit.course.common import package
+from labkit.course.exercises import check
 
 
 def test_flip_byte_changes_one_payload_byte_only() -> None:
@@ -53,3 +54,45 @@ def test_verify_table_names_the_reason_of_each_refusal(tmp_path) -> None:  # typ
     assert rows.loc["tampered", "hash_tlv"] != rows.loc["tampered", "hash_now"]
     assert rows.loc["tampered", "hash_tlv"] == rows.loc["good", "hash_tlv"]
     assert pd.isna(rows.loc["noise", "hash_tlv"]) and rows.loc["good", "version"] == "2.0.0"
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", ["the hash does not match", "bad signature", "the bootloader verifies it first"]
+)
+def test_never_booted_right(answer: str) -> None:
+    assert check("secureboot.never_booted", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("it is rolled back", "Result 8"), ("the download fails", "State 2")]
+)
+def test_never_booted_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.never_booted", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["a", "A", "slot a", "the old one", "primary"])
+def test_slot_after_rollback_right(answer: str) -> None:
+    assert check("secureboot.slot_after_rollback", answer).right
+
+
+@pytest.mark.parametrize(("answer", "why"), [("b", "held the new image"), ("a or b", "one slot")])
+def test_slot_after_rollback_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.slot_after_rollback", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", ["public", "the public part of the lab key", "Public key"])
+def test_verifying_key_right(answer: str) -> None:
+    assert check("secureboot.verifying_key", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [("the private key", "makes signatures"), ("public and private", "one")]
+)
+def test_verifying_key_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("secureboot.verifying_key", answer)
+    assert not verdict.right and why in verdict.why

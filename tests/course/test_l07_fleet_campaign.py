@@ -5,9 +5,13 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from labkit.course import l07_fleet_campaign as lesson
+from labkit.course.exercises import check
+from labkit.lwm2m.objects import UpdateResult
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +45,64 @@ def test_fleet_canary_stops_a_bad_release_and_pause_holds_new_starts(scaled) -> 
         assert len(fleet.events(campaign)) > 0
     finally:
         fleet.close()
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", ["the canary failed", "Canaries failed: Result 6", "because of the canary wave"]
+)
+def test_fleet_stopped_why_right(answer: Any) -> None:
+    assert check("fleet.stopped_why", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("the image was bad", "which rule"),
+        ("result 6", "which rule"),
+        ("the failure threshold", "failure threshold"),
+        ("someone paused it", "nobody paused"),
+        ("the canary succeeded", "stopped_campaign"),
+    ],
+)
+def test_fleet_stopped_why_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.stopped_why", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [3, "3", 3.0])
+def test_fleet_wave_size_right(answer: Any) -> None:
+    assert check("fleet.wave_size", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [(5, "among them"), (2, "canary"), (10, "another wave"), (7, "cumulative")]
+)
+def test_fleet_wave_size_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.wave_size", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize(
+    "answer", [[4], 4, "4", {4}, (4,), "CONNECTION_LOST", "connection lost", [UpdateResult(4)]]
+)
+def test_fleet_retry_codes_right(answer: Any) -> None:
+    assert check("fleet.retry_codes", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ([4, 8], "bad image again"),
+        ([5, 6], "corrupt"),
+        ([2], "frees space"),
+        ([1], "nothing to retry"),
+        ([4, 12], "codes 0 to 11"),
+        ([11], "deferred"),
+    ],
+)
+def test_fleet_retry_codes_wrong(answer: Any, why: str) -> None:
+    verdict = check("fleet.retry_codes", answer)
+    assert not verdict.right and why in verdict.why

@@ -5,9 +5,12 @@ pure ones first, then on a live lab.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from labkit.course import l09_real_device as lesson
+from labkit.course.exercises import EXERCISES, check
 
 
 def _python(code: str) -> list[str]:
@@ -72,3 +75,55 @@ def test_wait_for_line_says_why_it_gave_up() -> None:
     assert slow.result is not None and slow.result.stopped
     with pytest.raises(ValueError):
         lesson.run_in_background(_python("pass"), timeout=0)
+
+
+# -- exercises -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [256, "256"])
+def test_zephyr_block_size_right(answer: Any) -> None:
+    assert check("real.zephyr_block_size", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(1024, "aiocoap"), (512, "NB-IoT"), (64, "not the default"), (300, "powers of two")],
+)
+def test_zephyr_block_size_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("real.zephyr_block_size", answer)
+    assert not verdict.right and why in verdict.why
+
+
+@pytest.mark.parametrize("answer", [3, "3"])
+def test_timeout_exit_right(answer: Any) -> None:
+    assert check("real.timeout_exit", answer).right
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"), [(0, "success"), (1, "refused"), (2, "usage"), (124, "coreutils")]
+)
+def test_timeout_exit_wrong_with_reason(answer: Any, why: str) -> None:
+    verdict = check("real.timeout_exit", answer)
+    assert not verdict.right and why in verdict.why
+
+
+def test_timeout_exit_agrees_with_the_command() -> None:
+    from labkit.fota.outcome import EXIT_TIMEOUT, Outcome
+
+    stuck = Outcome(endpoint="board", method="push", protocol="coap", timed_out=True)
+    assert stuck.exit_code == EXIT_TIMEOUT == EXERCISES["real.timeout_exit"].solution
+
+
+@pytest.mark.parametrize("answer", ["/3/0/3", "3/0/3"])
+def test_version_path_right(answer: str) -> None:
+    verdict = check("real.version_path", answer)
+    assert verdict.right and "Firmware Version" in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [("/5/0/5", "comes back with 0"), ("/5/0/3", "before and after"), ("/5/0/7", "announced")],
+)
+def test_version_path_wrong_with_reason(answer: str, why: str) -> None:
+    verdict = check("real.version_path", answer)
+    assert not verdict.right and why in verdict.why
