@@ -4,15 +4,16 @@ Executing notebooks with nbclient (``tests/test_notebooks_run.py``) proves the k
 this test proves the front end: JupyterLab serves the notebooks, the cells run from the page,
 matplotlib's images arrive and ipywidgets are drawn by JupyterLab's widget manager.
 
-It starts ``labkit lab`` on a free loopback port with a copy of notebooks 00 and 07 (so that
-nothing the browser saves touches ``notebooks/``), in fast mode (``LABKIT_FAST=1``), and drives
+It starts ``labkit lab`` on a free loopback port with a copy of notebooks 00, 02 and 07 (so
+that nothing the browser saves touches ``notebooks/``), in fast mode (``LABKIT_FAST=1``), and drives
 Debian's ``chromium`` through Playwright (from PyPI; no browser download: Playwright launches
 ``/usr/bin/chromium`` with a fresh profile, headless, no network beyond loopback). For each
 notebook it runs all cells from the page and checks: every code cell ran, no error or stderr
 output, no JavaScript error on the page (uncaught exceptions and console errors). In 00 the
-State timeline is an image in the page; in 07 the fleet dashboard widget shows one row per
-device and changes while the campaign runs (a device seen downloading or updating, firmware
-2.0.0 at the end). On failure a screenshot is saved in the test's temporary directory and the
+State timeline is an image in the page; in 02 Mermaid draws the /5 teaching diagram (the
+generated text is valid Mermaid); in 07 the fleet dashboard widget shows one row per device
+and changes while the campaign runs (a device seen downloading or updating, firmware 2.0.0 at
+the end). On failure a screenshot is saved in the test's temporary directory and the
 message names it.
 
 JupyterLab is started with ``--LabApp.expose_app_in_browser`` so that the test reads the
@@ -44,7 +45,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright (pip) is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ("00_tour.ipynb", "07_fleet_campaign.ipynb")
+NOTEBOOKS = ("00_tour.ipynb", "02_firmware_update_object.ipynb", "07_fleet_campaign.ipynb")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -335,6 +336,39 @@ def test_tour_runs_in_the_browser_and_shows_its_state_timeline(
             ".map((img) => img.naturalWidth)",
         )
         assert widths and max(widths) > 100, f"State timeline image not drawn: {widths}"
+
+
+def test_the_state_diagram_of_notebook_02_is_drawn(
+    lab_url: str, browser: Any, tmp_path: Path
+) -> None:
+    """The teaching diagram is valid Mermaid: JupyterLab draws it as an SVG with the four
+    States (a diagram Mermaid cannot read is drawn as a syntax error instead)."""
+    nb = Page(browser, lab_url, tmp_path, "02_firmware_update_object.ipynb")
+    with nb.screenshot_on_failure():
+        nb.run_all()
+        nb.wait_done()
+        cells = nb.check_clean_run()
+        diagram = _cell_with(cells, "teaching_diagram()")
+        nb.focus = diagram["index"]
+        # JupyterLab draws a ```mermaid block as an <img> of the SVG Mermaid made, or, when
+        # Mermaid cannot read it, as the source in a warning box (no <img>)
+        nb.page.wait_for_function(
+            """(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].node
+                .querySelector('.jp-RenderedMermaid img, .jp-RenderedMermaid details')""",
+            arg=diagram["index"],
+            timeout=30_000,
+        )
+        drawn = nb.cell_node_eval(
+            diagram["index"], "(node) => !!node.querySelector('.jp-RenderedMermaid img')"
+        )
+        assert drawn, "Mermaid could not draw the teaching diagram (shown as source instead)"
+        text = nb.cell_node_eval(
+            diagram["index"],
+            "(node) => decodeURIComponent(node.querySelector('.jp-RenderedMermaid img').src)",
+        )
+        for state in ("IDLE", "DOWNLOADING", "DOWNLOADED", "UPDATING"):
+            assert f">{state}<" in text, f"the diagram has no {state}: {text[-300:]!r}"
+        assert "Syntax error" not in text, f"Mermaid could not read the diagram: {text[:300]!r}"
 
 
 _DASHBOARD_ROWS = """(node) => {
