@@ -24,8 +24,9 @@ def _pyproject_names() -> set[str]:
 
 #: Dependencies that conda-forge does not carry: environment.yml must take them from PyPI (under
 #: ``pip:``), or ``conda env create`` fails before the lab exists. ``imgtool`` is MCUboot's
-#: signing tool; ``playwright`` is published for conda only on Microsoft's own channel.
-PYPI_ONLY = frozenset({"imgtool", "playwright"})
+#: signing tool; ``playwright`` is published for conda only on Microsoft's own channel;
+#: ``dtlssocket`` (DTLSSocket, tinydtls for coaps://) is on PyPI only.
+PYPI_ONLY = frozenset({"dtlssocket", "imgtool", "playwright"})
 
 
 def _environment_lists(path: Path = ROOT / "environment.yml") -> tuple[set[str], set[str]]:
