@@ -425,13 +425,19 @@ async def _await(work: Awaitable[T]) -> T:
 
 async def _free_running(loop: Any, work: Coroutine[Any, Any, T], limit: float | None) -> T:
     """Run ``work`` on a virtual-time loop with simulated time free to advance (bounded by
-    ``limit`` simulated seconds); when the last such work ends, time stands still again."""
+    ``limit`` simulated seconds), then let the current instant settle; when the last such
+    work ends, time stands still again."""
     loop.free_runners = getattr(loop, "free_runners", 0) + 1
     loop.horizon = math.inf
     try:
         if limit is None:
-            return await work
-        return await asyncio.wait_for(work, limit)
+            result = await work
+        else:
+            result = await asyncio.wait_for(work, limit)
+        # Return once everything due at this instant has happened, so that the caller sees
+        # the same settled state (events, registrations) every time.
+        await loop.settled()
+        return result
     finally:
         loop.free_runners -= 1
         if loop.free_runners == 0:
