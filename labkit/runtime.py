@@ -366,6 +366,8 @@ class _Core:
             # Garbage collection ran the finalizer on the loop thread itself: we cannot wait
             # for the loop here, so let it shut down on its own and stop.
             async def shutdown() -> None:
+                if self.virtual_loop is not None:
+                    self.virtual_loop.horizon = math.inf
                 try:
                     await self._aclose()
                 finally:
@@ -377,7 +379,10 @@ class _Core:
             return
         try:
             if loop.is_running() and thread.is_alive():
-                future = asyncio.run_coroutine_threadsafe(self._aclose(), loop)
+                closing: Coroutine[Any, Any, None] = self._aclose()
+                if self.virtual_loop is not None:  # De-register and stop on simulated time
+                    closing = _free_running(self.virtual_loop, closing, None)  # bounded inside
+                future = asyncio.run_coroutine_threadsafe(closing, loop)
                 try:
                     future.result(timeout=CLOSE_TIMEOUT * 2 + CALL_GRACE)
                 except concurrent.futures.TimeoutError:
