@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_EPOCH",
     "VirtualClock",
     "VirtualEventLoop",
+    "current_clock",
     "install_aiocoap_time",
     "running_virtual_loop",
 ]
@@ -297,3 +298,16 @@ def install_aiocoap_time() -> None:
 def epoch_iso(epoch: float) -> str:
     """``"2025-01-01T00:00:00Z"`` for a simulated epoch."""
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def current_clock() -> Callable[[], float]:
+    """The clock to stamp with by default: the running virtual loop's :class:`VirtualClock`
+    inside a virtual run, :func:`time.time` otherwise."""
+    loop = running_virtual_loop()
+    if loop is None:
+        return _REAL_TIME
+    clock = getattr(loop, "_labkit_clock", None)
+    if clock is None:
+        clock = VirtualClock(loop)
+        loop._labkit_clock = clock  # type: ignore[attr-defined]
+    return clock  # type: ignore[no-any-return]
