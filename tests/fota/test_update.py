@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,10 +27,10 @@ from labkit.client.firmware import default_installer
 from labkit.client.store import OperationError
 from labkit.events import Event
 from labkit.fota import Outcome, update
+from labkit.linkem import LinkRelay
 from labkit.lwm2m.fota import FirmwareUpdateMachine
 from labkit.lwm2m.objects import DeliveryMethod, ProtocolSupport, State, UpdateResult
 from labkit.server import LwM2MServer
-from labkit.linkem import LinkRelay
 from labkit.virtual.loop import VirtualEventLoop, current_clock
 from tests.linkem.links import steady_link
 
