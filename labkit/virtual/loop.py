@@ -75,7 +75,10 @@ class _VirtualSelector:
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         real = self._real
         if timeout is not None and timeout <= 0:
-            return real.select(0)
+            # Work is ready at this instant: run it without a system call. Work handed over
+            # by other threads is already in the ready queue (call_soon_threadsafe); only its
+            # wake-up byte waits in the self-pipe, read when the loop is next idle.
+            return []
         events = real.select(0)
         if events:
             return events
