@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,6 +54,13 @@ if TYPE_CHECKING:
     from labkit.server.registry import Registration
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy", "ProxyHost"]
+
+
+def _rtt_now() -> float:
+    """The running loop's clock, for round-trip times (simulated on a virtual-time loop,
+    monotonic wall time otherwise)."""
+    return asyncio.get_running_loop().time()
+
 
 #: Block size of pushed Writes (SZX 6, the largest regular CoAP block; digest 7.2).
 DEFAULT_BLOCK_SIZE = 1024
@@ -331,7 +337,7 @@ class DeviceProxy:
             path=p,
             first=first,
             request=holder.get("request"),
-            sent_at=holder.get("sent_at", time.perf_counter()),
+            sent_at=holder.get("sent_at", _rtt_now()),
             on_notification=server.observation_notified,
             on_end=server.observation_ended,
             on_callback_error=server.observation_callback_failed,
@@ -445,14 +451,14 @@ class DeviceProxy:
                 bytes=len(payload),
                 detail=op,
             )
-            sent = time.perf_counter()
+            sent = _rtt_now()
             # Observations are clocked without aiocoap's block-wise layer: it holds the
             # observation only weakly, and LwM2M notifications are small.
             pr = server.coap_context.request(msg, handle_blockwise=not observe)
             if holder is not None:
                 holder.update(request=pr, sent_at=sent, registration=reg)
             answer = await self._await(pr, timeout, op, path, method)
-            resp = Response.from_message(answer, path, (time.perf_counter() - sent) * 1000.0)
+            resp = Response.from_message(answer, path, (_rtt_now() - sent) * 1000.0)
             server.record_response(self.endpoint, resp, method=method, detail=op)
             return resp
 
@@ -516,7 +522,7 @@ class DeviceProxy:
                 bytes=total,
                 detail=f"{op} block-wise, {2 ** (szx + 4)} B blocks",
             )
-            started = time.perf_counter()
+            started = _rtt_now()
             offset = 0
             while True:
                 size = 2 ** (szx + 4)
@@ -534,10 +540,10 @@ class DeviceProxy:
                 if num == 0:
                     msg.opt.size1 = total
                 msg.remote = reg.remote
-                sent = time.perf_counter()
+                sent = _rtt_now()
                 pr = server.coap_context.request(msg, handle_blockwise=False)
                 answer = await self._await(pr, timeout, op, path, method)
-                rtt = (time.perf_counter() - sent) * 1000.0
+                rtt = (_rtt_now() - sent) * 1000.0
                 acode = code_text(answer.code)
                 ablock = answer.opt.block1
                 server.emit(
@@ -567,7 +573,7 @@ class DeviceProxy:
                     continue
                 if acode == "2.31":
                     raise self._violation(path, acode, "device asked for more after the last block")
-                resp = Response.from_message(answer, path, (time.perf_counter() - started) * 1000.0)
+                resp = Response.from_message(answer, path, (_rtt_now() - started) * 1000.0)
                 if resp.ok:
                     offset += len(chunk)
                     if progress is not None:
