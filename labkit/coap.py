@@ -46,11 +46,18 @@ async def open_udp_context(
     port no other socket holds, a busy fixed port raises :class:`OSError`. The socket is
     dual-stack (IPv4 addresses are bound v4-mapped), as aiocoap's udp6 transport expects.
     Uses that transport's internals (``_create_transport_endpoint``); Linux, as the udp6
-    transport itself.
+    transport itself. On a virtual-time loop (:mod:`labkit.virtual`) the context is bound on
+    the loop's in-process network instead (:func:`labkit.virtual.network.open_virtual_context`):
+    the same aiocoap context, the same callers, no socket.
     """
     from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
     loop = asyncio.get_running_loop()
+    network = getattr(loop, "network", None)
+    if network is not None:  # a virtual-time loop: the context lives on its in-process network
+        from labkit.virtual.network import open_virtual_context
+
+        return await open_virtual_context(network, site, host, port, loggername=loggername)
     infos = await loop.getaddrinfo(
         host, port, family=socket.AF_INET6, type=socket.SOCK_DGRAM, flags=socket.AI_V4MAPPED
     )
@@ -78,6 +85,8 @@ def local_port(ctx: aiocoap.Context) -> int | None:
     """The local UDP port of a context made by :func:`open_udp_context` (None once closed)."""
     for interface in ctx.request_interfaces:
         mi = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if hasattr(mi, "local_port"):  # labkit.virtual.network.VirtualMessageInterface
+            return mi.local_port  # type: ignore[union-attr,no-any-return]
         transport = getattr(mi, "transport", None)
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None and sock.fileno() >= 0:

@@ -43,6 +43,7 @@ import html
 import inspect
 import itertools
 import logging
+import math
 import threading
 import time
 import weakref
@@ -79,6 +80,9 @@ DEFAULT_CALL_TIMEOUT = 60.0
 CALL_GRACE = 5.0
 #: Default number of devices that register at the same time in :meth:`Lab.add_devices`.
 DEFAULT_CONCURRENCY = 32
+#: Wall-clock guard of a call on a virtual-time lab (its real bound is simulated time): only a
+#: loop that stopped moving hits it.
+VIRTUAL_WALL_LIMIT = 900.0
 
 REGISTRATION_COLUMNS = (
     "endpoint",
@@ -208,6 +212,8 @@ class _Core:
     clock: Callable[[], float]
     sink: _Fanout = field(default_factory=_Fanout)
     loop: asyncio.AbstractEventLoop | None = None
+    #: The virtual-time loop of a ``Lab(clock="virtual")`` (made in ``Lab.__init__``).
+    virtual_loop: Any = None
     thread: threading.Thread | None = None
     server: Any = None
     repository: Any = None
@@ -221,17 +227,25 @@ class _Core:
     def in_loop_thread(self) -> bool:
         return self.thread is not None and threading.current_thread() is self.thread
 
-    def submit(self, work: Awaitable[T] | Callable[[], Any]) -> concurrent.futures.Future[Any]:
+    def submit(
+        self, work: Awaitable[T] | Callable[[], Any], sim_limit: float | None = None
+    ) -> concurrent.futures.Future[Any]:
+        """Schedule ``work`` on the loop. On a virtual-time loop simulated time runs freely
+        while the work runs (bounded by ``sim_limit`` simulated seconds when given)."""
         loop = self.loop
         if loop is None or self.closed or not loop.is_running():
             if inspect.iscoroutine(work):
                 work.close()  # never leave "coroutine was never awaited" behind
             raise LabClosedError("the lab is not running (start() it, or it was closed)")
         if inspect.isawaitable(work):
-            return asyncio.run_coroutine_threadsafe(_await(work), loop)
-        if callable(work):
-            return asyncio.run_coroutine_threadsafe(_call_then_await(work), loop)
-        raise TypeError(f"expected a coroutine, an awaitable or a callable, got {work!r}")
+            coro: Coroutine[Any, Any, Any] = _await(work)
+        elif callable(work):
+            coro = _call_then_await(work)
+        else:
+            raise TypeError(f"expected a coroutine, an awaitable or a callable, got {work!r}")
+        if self.virtual_loop is not None:
+            coro = _free_running(self.virtual_loop, coro, sim_limit)
+        return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def call(self, work: Awaitable[T] | Callable[[], Any], timeout: float | None) -> Any:
         if self.in_loop_thread():
@@ -242,10 +256,17 @@ class _Core:
                 "an event listener or observation callback); that would dead-lock. "
                 "Use `await` there, or Lab.submit()."
             )
-        future = self.submit(work)
         limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
+        if self.virtual_loop is not None:
+            # The bound is simulated time (the work is cancelled on the loop when it runs
+            # out); the wall-clock wait only guards against a loop that stopped moving.
+            future = self.submit(work, sim_limit=limit)
+            wall_limit = max(limit, VIRTUAL_WALL_LIMIT)
+        else:
+            future = self.submit(work)
+            wall_limit = limit
         try:
-            return future.result(timeout=limit)
+            return future.result(timeout=wall_limit)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(
@@ -263,7 +284,9 @@ class _Core:
                 raise LabClosedError("this lab was closed; create a new Lab()")
             if self.started:
                 return
-            loop = asyncio.new_event_loop()
+            loop = self.virtual_loop or asyncio.new_event_loop()
+            if self.virtual_loop is not None:
+                self.virtual_loop.horizon = 0.0  # time stands still until a call lets it run
             loop.set_exception_handler(_quiet_late_coap_responses)
             ready = threading.Event()
 
@@ -285,7 +308,10 @@ class _Core:
                 raise
 
     async def _astart(self) -> None:
-        self.recorder = _make_recorder(self.record, self.run_id, self._manifest())
+        run_id = self.run_id
+        if run_id is None and self.virtual_loop is not None:
+            run_id = _virtual_run_id(self.record, self.virtual_loop.epoch, self.seed)
+        self.recorder = _make_recorder(self.record, run_id, self._manifest())
         self.sink.recorder = self.recorder
         from labkit.server import LwM2MServer
 
@@ -309,13 +335,23 @@ class _Core:
         return self.repository
 
     def _manifest(self) -> dict[str, Any]:
-        return {
+        manifest: dict[str, Any] = {
             "created_by": "labkit.runtime.Lab",
             "host": self.host,
             "port": self.port,
             "seed": self.seed,
             "request_timeout": self.request_timeout,
         }
+        if self.virtual_loop is not None:
+            from labkit.virtual.loop import epoch_iso
+
+            manifest["clock"] = "virtual"
+            manifest["epoch"] = self.virtual_loop.epoch
+            manifest["epoch_iso"] = epoch_iso(self.virtual_loop.epoch)
+        else:
+            scale = getattr(self.clock, "scale", None)
+            manifest["clock"] = "scaled" if isinstance(scale, int | float) else "wall"
+        return manifest
 
     def close(self) -> None:
         with self.lock:
@@ -385,6 +421,35 @@ class _Core:
 
 async def _await(work: Awaitable[T]) -> T:
     return await work
+
+
+async def _free_running(loop: Any, work: Coroutine[Any, Any, T], limit: float | None) -> T:
+    """Run ``work`` on a virtual-time loop with simulated time free to advance (bounded by
+    ``limit`` simulated seconds); when the last such work ends, time stands still again."""
+    loop.free_runners = getattr(loop, "free_runners", 0) + 1
+    loop.horizon = math.inf
+    try:
+        if limit is None:
+            return await work
+        return await asyncio.wait_for(work, limit)
+    finally:
+        loop.free_runners -= 1
+        if loop.free_runners == 0:
+            loop.horizon = loop.time()
+
+
+def _virtual_run_id(record: str | None, epoch: float, seed: int) -> str:
+    """``<epoch stamp>-v<seed>`` (``-2``, ``-3`` ... when that directory exists): a virtual
+    run's id depends on its epoch and seed, not on when it ran."""
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-v{seed}"
+    if record is None:
+        return base
+    run_id, n = base, 1
+    while (FsPath(record) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 async def _call_then_await(fn: Callable[[], Any]) -> Any:
@@ -738,7 +803,15 @@ class Lab:
     clock
         The lab's clock, handed to the server and the devices. With a
         :class:`~labkit.timebase.ScaledClock`, the devices the lab creates also get its scale
-        (``time_scale=``), so their timers run on the same simulated time.
+        (``time_scale=``), so their timers run on the same simulated time. ``"virtual"``
+        runs the lab on virtual time (:mod:`labkit.virtual`): an event loop whose clock is
+        simulated and jumps to the next timer, and an in-process network instead of sockets.
+        Simulated time then stands still between calls and runs while a call waits
+        (``lab.update()``, ``lab.add_device()``) or when asked (:meth:`run_for`,
+        :meth:`run_until`); results depend on the seed only, never on the CPU.
+    epoch
+        Virtual runs only: simulated Unix time at which the run starts (default
+        :data:`labkit.virtual.DEFAULT_EPOCH`, 2025-01-01T00:00:00Z).
 
     The lab starts on :meth:`start`, on entering a ``with`` block, or implicitly on first use.
     """
@@ -752,8 +825,21 @@ class Lab:
         seed: int = 0,
         request_timeout: float = 10.0,
         run_id: str | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | str = time.time,
+        epoch: float | None = None,
     ) -> None:
+        virtual_loop = None
+        if isinstance(clock, str):
+            if clock != "virtual":
+                raise ValueError(f"clock must be 'virtual' or a callable, got {clock!r}")
+            from labkit.virtual import DEFAULT_EPOCH, VirtualClock, VirtualEventLoop
+
+            virtual_loop = VirtualEventLoop(
+                epoch=DEFAULT_EPOCH if epoch is None else float(epoch), seed=seed
+            )
+            clock = VirtualClock(virtual_loop)
+        elif epoch is not None:
+            raise ValueError("epoch= is only for clock='virtual'")
         self._core = _Core(
             host=host,
             port=port,
@@ -762,6 +848,7 @@ class Lab:
             seed=seed,
             request_timeout=request_timeout,
             clock=clock,
+            virtual_loop=virtual_loop,
         )
         self._next_index = itertools.count(1)
         self._finalizer = weakref.finalize(self, self._core.close)
@@ -1108,14 +1195,111 @@ class Lab:
             timeout=timeout + CALL_GRACE,
         )
 
+    # -- virtual time ------------------------------------------------------------------
+    @property
+    def virtual(self) -> bool:
+        """True for a ``Lab(clock="virtual")``."""
+        return self._core.virtual_loop is not None
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The lab's clock (a :class:`~labkit.virtual.VirtualClock` in a virtual lab)."""
+        return self._core.clock
+
+    def now(self) -> float:
+        """The lab's current time, Unix seconds (simulated in a virtual lab)."""
+        return float(self._core.clock())
+
+    def _require_virtual(self, what: str) -> Any:
+        loop = self._core.virtual_loop
+        if loop is None:
+            raise RuntimeError(f"{what} needs a Lab(clock='virtual'); this lab runs on the "
+                               "wall clock (use time.sleep or wait_for)")
+        self._ensure_started()
+        return loop
+
+    def run_for(self, seconds: float) -> float:
+        """Let ``seconds`` of simulated time pass (virtual labs); returns the new time.
+
+        Everything due meanwhile happens (registration Updates, campaign steps, timeouts);
+        the call takes only the wall time those events need.
+        """
+        self._require_virtual("run_for()")
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        self.call(asyncio.sleep(seconds), timeout=seconds + CALL_GRACE)
+        return self.now()
+
+    def run_until(
+        self, until: Callable[[], Any] | float | datetime, *, timeout: float = 3600.0
+    ) -> Any:
+        """Let simulated time run until a moment or a condition (virtual labs).
+
+        ``until`` is a Unix time (like the event table's ``ts``) or a ``datetime``: time runs
+        up to it. Or a predicate: it is evaluated on the lab's loop thread each time the lab
+        has finished everything due at the current simulated instant, and time stops at the
+        first instant it is truthy (its value is returned). A predicate must be quick and
+        must not call the lab synchronously (read simulated devices and the server directly,
+        e.g. ``lambda: dev.simulated.fw.state == 0``). Raises :class:`TimeoutError` when
+        ``timeout`` simulated seconds pass first.
+        """
+        loop = self._require_virtual("run_until()")
+        if isinstance(until, datetime):
+            until = _to_datetime(until).timestamp()  # type: ignore[union-attr]
+        if not callable(until):
+            target = float(until)
+            if target > self.now() + timeout:
+                raise TimeoutError(f"{target} is more than {timeout:g} simulated s away")
+            return self.run_for(max(0.0, target - self.now()))
+        predicate = until
+
+        async def wait() -> Any:
+            value = predicate()
+            if value:
+                return value
+            done: asyncio.Future[Any] = loop.create_future()
+
+            def check() -> None:
+                if not done.done():
+                    result = predicate()
+                    if result:
+                        done.set_result(result)
+
+            remove = loop.add_idle_hook(check)
+            try:
+                return await asyncio.wait_for(done, timeout)
+            except TimeoutError:
+                name = getattr(predicate, "__qualname__", repr(predicate))
+                raise TimeoutError(
+                    f"{name} did not become true within {timeout:g} simulated s"
+                ) from None
+            finally:
+                remove()
+
+        return self.call(wait(), timeout=timeout + CALL_GRACE)
+
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = 10.0, *, interval: float = 0.05
     ) -> T:
         """Poll ``predicate()`` in the calling thread until it is truthy; return its value.
 
         Raises :class:`TimeoutError` after ``timeout`` seconds. The lab keeps running
-        meanwhile (it lives in its own thread).
+        meanwhile (it lives in its own thread). In a virtual lab the seconds are simulated:
+        each poll lets ``interval`` simulated seconds pass.
         """
+        if self.virtual:
+            waited = 0.0
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                if waited >= timeout:
+                    name = getattr(predicate, "__qualname__", repr(predicate))
+                    raise TimeoutError(
+                        f"{name} did not become true within {timeout:g} simulated s"
+                    )
+                self.run_for(interval)
+                waited += interval
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()

@@ -42,7 +42,7 @@ from typing import Any
 from labkit.events import EventSink, discard
 from labkit.linkem import LinkFeeder, LinkRelay
 from labkit.sim.link import LinkImpairment, device_link
-from labkit.timebase import LoopLagMonitor, ScaledClock
+from labkit.timebase import LagSummary, LoopLagMonitor, ScaledClock
 
 __all__ = ["SimFleet", "SimulationResult", "run_campaign", "simulate"]
 
@@ -347,11 +347,14 @@ async def run_campaign(
     from labkit.fota.campaign import Campaign
 
     sink = on_event if on_event is not None else server.on_event
-    started = time.monotonic()
+    virtual = bool(getattr(clock, "virtual", False))
+    # A virtual run reads no wall clock on its loop (simulate() measures the wall time from
+    # its own thread) and has no lag to measure: its timers fire at their simulated instants.
+    started = 0.0 if virtual else time.monotonic()
     fleet = SimFleet(server, devices, profile=profile, seed=seed, clock=clock, links=links,
                      faults=faults, repository=repository, on_event=sink,
                      **dict(fleet_kwargs or {}))
-    monitor = LoopLagMonitor(interval=0.01, scale=clock.scale)
+    monitor = _NoLag() if virtual else LoopLagMonitor(interval=0.01, scale=clock.scale)
     try:
         await fleet.start(timeout=start_timeout)
         monitor.start()  # the campaign's timings are what the lag distorts
@@ -367,8 +370,19 @@ async def run_campaign(
         lag = await monitor.stop()
         await fleet.stop()
     return SimulationResult(campaign=campaign, fleet=fleet, lag=lag,
-                            wall_s=time.monotonic() - started,
+                            wall_s=0.0 if virtual else time.monotonic() - started,
                             typical_rtt_s=fleet.typical_rtt_s())
+
+
+class _NoLag:
+    """The lag "monitor" of a virtual run: timers fire exactly, nothing to measure."""
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> LagSummary:
+        return LagSummary(samples=0, interval_ms=0.0, p50_ms=0.0, p95_ms=0.0, max_ms=0.0,
+                          mean_ms=0.0, scale=1.0, p95_sim_ms=0.0, max_sim_ms=0.0)
 
 
 def simulate(
@@ -382,12 +396,15 @@ def simulate(
     time_scale: float = 100.0,
     out: str | FsPath = "data/runs",
     *,
+    clock: str = "virtual",
+    epoch: float | None = None,
     policy_params: Mapping[str, Any] | None = None,
     block_size: int = 1024,
     run_id: str | None = None,
     links: Sequence[LinkImpairment] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    deadline_s: float = 1800.0,
+    deadline_s: float | None = None,
+    start_timeout: float | None = None,
     key: str | FsPath | None = None,
     **campaign_kwargs: Any,
 ) -> FsPath:
@@ -406,7 +423,16 @@ def simulate(
     faults:
         ``NAME:FRACTION,...`` (see :mod:`labkit.sim.faults`).
     time_scale:
-        Simulated seconds per wall second.
+        Simulated seconds per wall second (``clock="scaled"`` only).
+    clock:
+        ``"virtual"`` (default): the run on virtual time (:mod:`labkit.virtual`), an event
+        loop whose clock jumps to the next timer and an in-process network; the results
+        depend only on the parameters and the seed (same event table, byte for byte, on
+        every machine and under any load). ``"scaled"``: wall-clock time times
+        ``time_scale`` over loopback sockets (for watching a fleet live, or mixing in real
+        devices); the CPU can distort it, and the manifest says when it did.
+    epoch:
+        Virtual runs: simulated Unix time of the run's start (default 2025-01-01T00:00:00Z).
     out:
         Folder of runs; the run is saved in ``out/<run_id>/``.
     block_size:
@@ -414,9 +440,14 @@ def simulate(
     links:
         Explicit links instead of the profile's (experiments, tests).
     on_progress:
-        ``on_progress(finished, total)``, called on the lab's loop thread.
+        ``on_progress(finished, total)``: on the lab's loop thread in scaled runs; in virtual
+        runs on the calling thread, on wall-clock ticks (about 5 per second).
     deadline_s:
-        Wall-clock bound of the campaign (it is cancelled after that and saved).
+        Bound of the campaign (it is cancelled after that and saved): simulated seconds in a
+        virtual run (default one simulated day), wall seconds in a scaled run (default 1800).
+    start_timeout:
+        Bound of the fleet's registration (default: 6000 simulated s when virtual, 60 wall s
+        when scaled -- the same simulated time at the default scale).
     key:
         Signing key of the image (default: the lab key, created on first use).
     campaign_kwargs:
@@ -437,33 +468,54 @@ def simulate(
     from labkit.runtime import Lab
     from labkit.sim.faults import assign_faults, parse_fault_spec
 
+    if clock not in ("virtual", "scaled"):
+        raise ValueError(f"clock must be 'virtual' or 'scaled', got {clock!r}")
+    virtual = clock == "virtual"
+    if deadline_s is None:
+        deadline_s = 86_400.0 if virtual else 1800.0
+    if start_timeout is None:
+        start_timeout = 6000.0 if virtual else 60.0
     fault_fractions = parse_fault_spec(faults) if faults else {}
     fault_sets = assign_faults(fault_fractions, devices, seed)
     policy_obj = make_policy(policy, **dict(policy_params or {}))
     image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
-    clock = ScaledClock(time_scale)
     FsPath(out).mkdir(parents=True, exist_ok=True)
-    lab = Lab(record=out, seed=seed, clock=clock, run_id=run_id, request_timeout=30.0)
+    if virtual:
+        lab = Lab(record=out, seed=seed, clock="virtual", epoch=epoch, run_id=run_id,
+                  request_timeout=30.0)
+        run_clock: ScaledClock = lab.clock  # type: ignore[assignment]
+    else:
+        if epoch is not None:
+            raise ValueError("epoch= is only for clock='virtual'")
+        run_clock = ScaledClock(time_scale)
+        lab = Lab(record=out, seed=seed, clock=run_clock, run_id=run_id, request_timeout=30.0)
+    wall_started = time.monotonic()
     with lab:
         server = lab.server
+        if not virtual:
 
-        def scale_server() -> None:
-            server.time_scale = time_scale
+            def scale_server() -> None:
+                server.time_scale = time_scale
 
-        lab.call(scale_server, timeout=10)
+            lab.call(scale_server, timeout=10)
         repository = lab.repository if method == "pull" else None
-        result: SimulationResult = lab.call(
-            run_campaign(
-                server, image, devices=devices, profile=profile, policy=policy_obj,
-                method=method, seed=seed, clock=clock, faults=fault_sets, links=links,
-                repository=repository, block_size=block_size, on_progress=on_progress,
-                deadline_s=deadline_s, **campaign_kwargs,
-            ),
-            timeout=deadline_s + 120.0,
+        progress = _WallTickProgress(on_progress) if virtual and on_progress else None
+        work = run_campaign(
+            server, image, devices=devices, profile=profile, policy=policy_obj,
+            method=method, seed=seed, clock=run_clock, faults=fault_sets, links=links,
+            repository=repository, block_size=block_size,
+            on_progress=progress.record if progress is not None else on_progress,
+            deadline_s=deadline_s, start_timeout=start_timeout, **campaign_kwargs,
         )
+        limit = deadline_s + start_timeout + 120.0
+        if progress is not None:
+            result: SimulationResult = progress.wait(lab, work, limit)
+        else:
+            result = lab.call(work, timeout=limit)
+        wall_s = time.monotonic() - wall_started if virtual else result.wall_s
         campaign = result.campaign
         lag = result.lag
-        distorted = result.distorted
+        distorted = False if virtual else result.distorted
         params = {
             "command": "simulate",
             "devices": devices,
@@ -478,16 +530,19 @@ def simulate(
             "faults": faults,
             "fault_counts": {f: sum(f in s for s in fault_sets) for f in fault_fractions},
             "seed": seed,
-            "time_scale": time_scale,
+            "clock": clock,
+            "time_scale": 1.0 if virtual else time_scale,
             "loop_lag": lag.as_dict(),
             "typical_rtt_s": result.typical_rtt_s,
             "distorted": distorted,
-            "wall_s": result.wall_s,
+            "wall_s": wall_s,
             "campaign": {k: v for k, v in campaign.summary().items()},
             "campaign_options": {k: v for k, v in campaign_kwargs.items()
                                  if isinstance(v, int | float | str | bool | list | tuple)},
-            "device_time_scale": time_scale,
+            "device_time_scale": 1.0 if virtual else time_scale,
         }
+        if virtual:
+            params["epoch"] = run_clock.origin
         if distorted:
             params["distortion_warning"] = (
                 f"event loop lag p95 {lag.p95_ms:.1f} ms wall = {lag.p95_sim_ms / 1000:.2f} s "
@@ -505,4 +560,43 @@ def simulate(
         pd.DataFrame(result.fleet.link_table()).to_parquet(run_dir / "links.parquet",
                                                            index=False)
     return FsPath(run_dir)
+
+
+class _WallTickProgress:
+    """Progress of a virtual run, shown from the caller's thread on wall-clock ticks: the loop
+    only records the latest ``(finished, total)`` (no clock read there)."""
+
+    def __init__(self, show: Callable[[int, int], None], interval: float = 0.2) -> None:
+        self._show = show
+        self._interval = interval
+        self._latest: tuple[int, int] | None = None
+        self._shown: tuple[int, int] | None = None
+
+    def record(self, finished: int, total: int) -> None:
+        self._latest = (finished, total)
+
+    def _tick(self) -> None:
+        latest = self._latest
+        if latest is not None and latest != self._shown:
+            self._shown = latest
+            self._show(*latest)
+
+    def wait(self, lab: Any, work: Any, limit: float) -> Any:
+        import concurrent.futures
+
+        from labkit.runtime import VIRTUAL_WALL_LIMIT
+
+        future = lab._core.submit(work, sim_limit=limit)
+        wall_deadline = time.monotonic() + max(limit, VIRTUAL_WALL_LIMIT)
+        while True:
+            try:
+                result = future.result(timeout=self._interval)
+            except concurrent.futures.TimeoutError:
+                self._tick()
+                if time.monotonic() > wall_deadline:
+                    future.cancel()
+                    raise TimeoutError("the virtual run stopped moving") from None
+                continue
+            self._tick()
+            return result
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,12 @@ from labkit.server.response import (
 if TYPE_CHECKING:
     from labkit.server.registry import Registration
     from labkit.server.server import LwM2MServer
+
+def _rtt_now() -> float:
+    """The running loop's clock, for round-trip times (simulated on a virtual-time loop,
+    monotonic wall time otherwise)."""
+    return asyncio.get_running_loop().time()
+
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy"]
 
@@ -303,7 +308,7 @@ class DeviceProxy:
             path=p,
             first=first,
             request=holder.get("request"),
-            sent_at=holder.get("sent_at", time.perf_counter()),
+            sent_at=holder.get("sent_at", _rtt_now()),
             on_notification=server._notified,
             on_end=server._observation_ended,
             on_callback_error=server._observation_callback_failed,
@@ -417,14 +422,14 @@ class DeviceProxy:
                 bytes=len(payload),
                 detail=op,
             )
-            sent = time.perf_counter()
+            sent = _rtt_now()
             # Observations are clocked without aiocoap's block-wise layer: it holds the
             # observation only weakly, and LwM2M notifications are small.
             pr = server._context.request(msg, handle_blockwise=not observe)
             if holder is not None:
                 holder.update(request=pr, sent_at=sent, registration=reg)
             answer = await self._await(pr, timeout, op, path, method)
-            resp = Response.from_message(answer, path, (time.perf_counter() - sent) * 1000.0)
+            resp = Response.from_message(answer, path, (_rtt_now() - sent) * 1000.0)
             server._record_response(self.endpoint, resp, method=method, detail=op)
             return resp
 
@@ -488,7 +493,7 @@ class DeviceProxy:
                 bytes=total,
                 detail=f"{op} block-wise, {2 ** (szx + 4)} B blocks",
             )
-            started = time.perf_counter()
+            started = _rtt_now()
             offset = 0
             while True:
                 size = 2 ** (szx + 4)
@@ -506,10 +511,10 @@ class DeviceProxy:
                 if num == 0:
                     msg.opt.size1 = total
                 msg.remote = reg.remote
-                sent = time.perf_counter()
+                sent = _rtt_now()
                 pr = server._context.request(msg, handle_blockwise=False)
                 answer = await self._await(pr, timeout, op, path, method)
-                rtt = (time.perf_counter() - sent) * 1000.0
+                rtt = (_rtt_now() - sent) * 1000.0
                 acode = code_text(answer.code)
                 ablock = answer.opt.block1
                 server._emit(
@@ -539,7 +544,7 @@ class DeviceProxy:
                     continue
                 if acode == "2.31":
                     raise self._violation(path, acode, "device asked for more after the last block")
-                resp = Response.from_message(answer, path, (time.perf_counter() - started) * 1000.0)
+                resp = Response.from_message(answer, path, (_rtt_now() - started) * 1000.0)
                 if resp.ok:
                     offset += len(chunk)
                     if progress is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,12 @@ from labkit.server.response import Response
 
 if TYPE_CHECKING:
     from labkit.lwm2m.paths import Path
+
+def _rtt_now() -> float:
+    """The running loop's clock, for round-trip times (simulated on a virtual-time loop,
+    monotonic wall time otherwise)."""
+    return asyncio.get_running_loop().time()
+
 
 __all__ = ["Observation"]
 
@@ -121,7 +126,7 @@ class Observation:
     def _notified(self, msg: Any) -> None:
         if not self._active:
             return
-        rtt = (time.perf_counter() - self._sent_at) * 1000.0
+        rtt = (_rtt_now() - self._sent_at) * 1000.0
         resp = Response.from_message(msg, self.path, rtt)
         self.count += 1
         self.latest = resp

@@ -1,0 +1,278 @@
+"""A virtual-time asyncio event loop: simulated time that jumps from timer to timer.
+
+:class:`VirtualEventLoop` is asyncio's selector event loop with one change: :meth:`time`
+returns *simulated* seconds, and whenever nothing is runnable the loop does not sleep until
+its next timer is due -- it moves simulated time straight to it (:class:`_VirtualSelector`
+wraps the real selector: a ``select(timeout > 0)`` becomes a real ``select(0)`` plus an
+advance of simulated time by ``timeout``). Every ``call_later``, ``asyncio.sleep``,
+``asyncio.wait_for`` and aiocoap retransmission timer therefore runs on simulated time, a
+simulated hour costs only the CPU its events need, and how busy the machine is changes the
+wall time of a run, never its results.
+
+The real selector stays underneath so that other threads can still hand work to the loop
+(``call_soon_threadsafe`` wakes it through its self-pipe); real sockets and executor threads
+would make a run depend on wall-clock timing again, so virtual runs use the in-process network
+of :mod:`labkit.virtual.network` instead.
+
+The *horizon* bounds how far simulated time may go: :attr:`VirtualEventLoop.horizon`
+(``math.inf`` by default, i.e. free running). A :class:`~labkit.runtime.Lab` driven from a
+notebook keeps the horizon at "now" between calls (time stands still while the student reads)
+and lifts it while a call such as ``lab.update()`` or ``lab.run_for(60)`` waits. Idle hooks
+(:meth:`VirtualEventLoop.add_idle_hook`) run whenever the loop has nothing left to do at the
+current instant, before time moves: ``lab.run_until(predicate)`` uses them to stop at the
+first simulated instant at which the predicate holds.
+
+:class:`VirtualClock` is the lab clock of a virtual run: the same interface as
+:class:`~labkit.timebase.ScaledClock` with a scale of 1, reading the loop's time from a fixed
+simulated epoch (:data:`DEFAULT_EPOCH`, 2025-01-01 00:00:00 UTC, overridable).
+
+aiocoap reads ``time.time()`` in one place (the Observe reordering check of client
+observations); :func:`install_aiocoap_time` points that module's ``time`` at a shim that
+answers with the running virtual loop's clock inside a virtual run and with the real clock
+everywhere else. aiocoap's files are not changed.
+
+This module owns simulated time; it decides nothing about LwM2M and opens no socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+import threading
+import types
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from labkit.timebase import ScaledClock
+
+__all__ = [
+    "DEFAULT_EPOCH",
+    "VirtualClock",
+    "VirtualEventLoop",
+    "install_aiocoap_time",
+    "running_virtual_loop",
+]
+
+#: Simulated Unix time at which every virtual run starts unless told otherwise:
+#: 2025-01-01T00:00:00Z.
+DEFAULT_EPOCH = 1_735_689_600.0
+
+#: Longest real wait (wall seconds) of a loop that is held at its horizon; it wakes earlier
+#: whenever another thread hands it work.
+_HELD_WAIT_S = 1.0
+
+
+class _VirtualSelector:
+    """A selector wrapper: polls the real selector without blocking, then advances time."""
+
+    def __init__(self, real: selectors.BaseSelector, loop: VirtualEventLoop) -> None:
+        self._real = real
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        real = self._real
+        if timeout is not None and timeout <= 0:
+            return real.select(0)
+        events = real.select(0)
+        if events:
+            return events
+        loop = self._loop
+        # Nothing to do at this instant: let the idle hooks look at the settled state.
+        if loop._idle_hooks:
+            loop._run_idle_hooks()
+            if loop._ready:  # a hook woke somebody up: run them before time moves
+                return []
+        now = loop._vtime
+        target = math.inf if timeout is None else now + timeout
+        if target <= loop.horizon:
+            if math.isinf(target):  # free running but nothing scheduled: wait for threads
+                return real.select(None)
+            scheduled = loop._scheduled
+            if scheduled and abs(scheduled[0]._when - target) < 1e-6:
+                target = scheduled[0]._when  # land exactly on the timer's instant
+            loop._vtime = max(now, target)
+            loop.advances += 1
+            return []
+        if loop.horizon > now:
+            loop._vtime = loop.horizon  # go as far as allowed, then wait to be allowed more
+        return real.select(_HELD_WAIT_S)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class VirtualEventLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on simulated time (see the module docstring).
+
+    Parameters
+    ----------
+    epoch:
+        Simulated Unix time of the loop's time 0 (:attr:`epoch`; :class:`VirtualClock` adds
+        it). Default :data:`DEFAULT_EPOCH`.
+    seed:
+        Seed of the loop's in-process network (:attr:`network`): port numbers and every
+        CoAP context's message IDs, tokens and retransmission jitter derive from it.
+
+    Attributes
+    ----------
+    horizon:
+        Loop time beyond which simulated time does not advance (``math.inf``: free running).
+    advances:
+        How many times simulated time jumped (a measure of how much waiting was skipped).
+    network:
+        The :class:`~labkit.virtual.network.VirtualNetwork` of this loop: CoAP contexts the
+        lab opens on this loop (:func:`labkit.coap.open_udp_context`) and datagram endpoints
+        (:meth:`create_datagram_endpoint` without a socket) live there.
+    """
+
+    def __init__(self, *, epoch: float = DEFAULT_EPOCH, seed: int = 0) -> None:
+        from labkit.virtual.network import VirtualNetwork
+
+        self._vtime = 0.0
+        self.horizon = math.inf
+        self.advances = 0
+        self._idle_hooks: list[Callable[[], object]] = []
+        super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))  # type: ignore[arg-type]
+        self.epoch = float(epoch)
+        self.seed = int(seed)
+        self.network = VirtualNetwork(self, seed=seed)
+        self.thread: threading.Thread | None = None  # set by run_forever / run_until_complete
+        install_aiocoap_time()
+
+    def time(self) -> float:
+        """Simulated seconds since the loop's start (add :attr:`epoch` for Unix time)."""
+        return self._vtime
+
+    def now(self) -> float:
+        """Simulated Unix time (``epoch + time()``)."""
+        return self.epoch + self._vtime
+
+    def run_forever(self) -> None:
+        self.thread = threading.current_thread()
+        super().run_forever()
+
+    # -- idle hooks --------------------------------------------------------------------------
+    def add_idle_hook(self, hook: Callable[[], object]) -> Callable[[], None]:
+        """Call ``hook()`` (on the loop) whenever the loop is idle at the current instant,
+        before simulated time moves on; returns a function removing the hook."""
+        self._idle_hooks.append(hook)
+
+        def remove() -> None:
+            if hook in self._idle_hooks:
+                self._idle_hooks.remove(hook)
+
+        return remove
+
+    def _run_idle_hooks(self) -> None:
+        for hook in list(self._idle_hooks):
+            try:
+                hook()
+            except Exception as exc:  # a broken predicate must not stop the loop
+                self.call_exception_handler(
+                    {"message": "virtual loop idle hook failed", "exception": exc}
+                )
+
+    # -- in-process datagrams ------------------------------------------------------------------
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.DatagramProtocol], local_addr: Any = None,
+        remote_addr: Any = None, **kwargs: Any,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        """Datagram endpoints live on :attr:`network` (an explicit ``sock=`` is refused: a real
+        socket would put wall-clock timing back into the run)."""
+        if kwargs.get("sock") is not None or remote_addr is not None:
+            raise ValueError("a virtual loop has no real datagram sockets; bind with local_addr")
+        host, port = local_addr if local_addr is not None else ("127.0.0.1", 0)
+        protocol = protocol_factory()
+        transport = self.network.bind_datagram(protocol, str(host), int(port))
+        protocol.connection_made(transport)
+        return transport, protocol
+
+
+def running_virtual_loop() -> VirtualEventLoop | None:
+    """The running event loop of this thread if it is a :class:`VirtualEventLoop`."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop if isinstance(loop, VirtualEventLoop) else None
+
+
+class VirtualClock(ScaledClock):
+    """The lab clock of a virtual run: ``loop.epoch + loop.time()``.
+
+    Same interface as :class:`~labkit.timebase.ScaledClock` with ``scale == 1`` (``to_wall``
+    and ``to_sim`` are the identity: a wait on the loop *is* a simulated wait), so every
+    component that takes a scaled clock runs unchanged on virtual time.
+    """
+
+    __slots__ = ("loop",)
+
+    #: Marks a clock whose time is simulated by the loop (no wall clock involved).
+    virtual = True
+
+    def __init__(self, loop: VirtualEventLoop) -> None:
+        epoch = loop.epoch
+        super().__init__(1.0, wall=lambda: epoch + loop.time(), monotonic=loop.time)
+        self.loop = loop
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(epoch={self.origin_iso}, elapsed={self.elapsed():.3f} s)"
+
+    @property
+    def epoch(self) -> float:
+        """Simulated Unix time of the loop's time 0."""
+        return self.loop.epoch
+
+    @property
+    def origin_iso(self) -> str:
+        return datetime.fromtimestamp(self.loop.epoch, UTC).isoformat().replace("+00:00", "Z")
+
+    def sim_now(self) -> float:
+        return self.loop.epoch + self.loop.time()
+
+    def elapsed(self) -> float:
+        return self.loop.time() - self._mono0
+
+
+# ---------------------------------------------------------------------------------------------
+# aiocoap's one wall-clock read
+# ---------------------------------------------------------------------------------------------
+
+
+def _loop_aware_time() -> float:
+    loop = running_virtual_loop()
+    if loop is not None:
+        return loop.now()
+    return _REAL_TIME()
+
+
+import time as _time_module  # noqa: E402  (kept apart: the shim below wraps this module)
+
+_REAL_TIME = _time_module.time
+
+
+class _TimeShim(types.ModuleType):
+    """``time`` for aiocoap.protocol: ``time()`` follows a running virtual loop."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_time_module, name)
+
+    @staticmethod
+    def time() -> float:
+        return _loop_aware_time()
+
+
+def install_aiocoap_time() -> None:
+    """Make ``aiocoap.protocol``'s ``time.time()`` read virtual time inside virtual runs
+    (idempotent; outside a virtual loop it is the real clock)."""
+    import aiocoap.protocol as protocol
+
+    if not isinstance(getattr(protocol, "time", None), _TimeShim):
+        protocol.time = _TimeShim("time")  # type: ignore[attr-defined]
+
+
+def epoch_iso(epoch: float) -> str:
+    """``"2025-01-01T00:00:00Z"`` for a simulated epoch."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
