@@ -157,7 +157,8 @@ def run_cell(
     types:
         :func:`param_table_types` of the whole sweep.
     options:
-        ``time_scale`` (scaled time only), ``deadline_s`` (wall bound of the campaign).
+        ``time_scale`` (scaled time only), ``deadline_s`` (bound of the campaign: simulated
+        seconds in virtual time, wall seconds in scaled time; default simulate's).
     """
     from labkit.fota.simulate import simulate
     from labkit.sweep.grid import Cell
@@ -185,10 +186,9 @@ def run_cell(
         kwargs = cell_obj.simulate_kwargs()
         scale = kwargs.pop("time_scale", None) or opts.get("time_scale")
         clock = simulate_clock_kwargs(scale)
-        run_dir = simulate(
-            out=tmp / "runs", run_id=cell_id, deadline_s=float(opts.get("deadline_s", 1800.0)),
-            **clock, **kwargs,
-        )
+        if opts.get("deadline_s") is not None:
+            kwargs["deadline_s"] = float(opts["deadline_s"])
+        run_dir = simulate(out=tmp / "runs", run_id=cell_id, **clock, **kwargs)
         run_dir = Path(run_dir)
         manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
         params = manifest.get("params", {})

@@ -73,8 +73,9 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=typ, default=None, help=help_)
     p.add_argument("--time-scale", type=float, default=None, metavar="X",
                    help="scaled time only (when simulate has no virtual time): default 100")
-    p.add_argument("--deadline", type=float, default=1800.0, metavar="S",
-                   help="wall-clock bound of each campaign (default 1800)")
+    p.add_argument("--deadline", type=float, default=None, metavar="S",
+                   help="bound of each campaign: simulated seconds in virtual time (default "
+                        "one simulated day), wall seconds in scaled time (default 1800)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 

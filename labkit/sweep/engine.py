@@ -167,7 +167,7 @@ def run_sweep(
     client: Any = None,
     progress: ProgressFn | bool | None = True,
     time_scale: float | None = None,
-    deadline_s: float = 1800.0,
+    deadline_s: float | None = None,
     connect_timeout_s: float = 30.0,
 ) -> SweepResult:
     """Run every cell of ``grid`` not done yet in ``out``; returns what happened.
@@ -193,7 +193,8 @@ def run_sweep(
         Scaled time only (a ``simulate`` without virtual time): simulated seconds per wall
         second, unless the grid sets ``time_scale``.
     deadline_s:
-        Wall-clock bound of each campaign.
+        Bound of each campaign: simulated seconds in virtual time (default one simulated
+        day), wall seconds in scaled time (default 1800); simulate's default when None.
     """
     started = time.monotonic()
     path = Path(out)
