@@ -138,7 +138,7 @@ def read_sweep(path: str | Path) -> Sweep:
 
 
 def cell_result_counts(sweep: Sweep) -> pd.DataFrame:
-    """Campaign verdict counts per cell from the events dataset (see :meth:`Sweep.result_counts`)."""
+    """Campaign verdict counts per cell, from the events (see :meth:`Sweep.result_counts`)."""
     import pyarrow.compute as pc
 
     from labkit.record.schema import RESULT_NAMES

@@ -21,7 +21,7 @@ def format_s(seconds: float | None) -> str:
     """``"42 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``; ``"?"`` when unknown."""
     if seconds is None or seconds != seconds or seconds < 0:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:
