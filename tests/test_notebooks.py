@@ -34,6 +34,7 @@ jupytext = pytest.importorskip("jupytext")
 nbformat = pytest.importorskip("nbformat")
 
 from labkit import exercises  # noqa: E402
+from labkit.sweep import exercises as _sweep_exercises  # noqa: E402,F401 (notebook 10's)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -154,7 +154,7 @@ def plot_pareto(
     ylo, yhi = _interval(table, y)
     front = (table["pareto"].to_numpy(dtype=bool) if "pareto" in table.columns
              else np.zeros(len(table), dtype=bool))
-    skip = {"point", "pareto"}
+    skip = {"point", "label", "pareto"}
     names = list(label) if label is not None else [
         c for c in table.columns[1: table.columns.get_loc("n_seeds")] if c not in skip
     ] if "n_seeds" in table.columns else []
@@ -209,11 +209,14 @@ def plot_sweep_heatmap(
     div, label = _scale(value, vals)
 
     def levels(column: str) -> list[str]:
-        raw = list(dict.fromkeys(table[column].tolist()))
-        num = pd.to_numeric(pd.Series(raw), errors="coerce")
-        if num.notna().all():
-            raw = [raw[i] for i in np.argsort(num.to_numpy())]
-        return [_label(v) for v in raw]
+        raw = list(dict.fromkeys(_label(v) for v in table[column].tolist()))
+        num = pd.to_numeric(pd.Series([v for v in raw if v != "n/a"], dtype=object),
+                            errors="coerce")
+        if num.notna().all():  # numbers in order, "n/a" (a parameter a point lacks) last
+            ordered = [v for _, v in sorted(zip(num.tolist(), [v for v in raw if v != "n/a"],
+                                                strict=True))]
+            raw = ordered + (["n/a"] if "n/a" in raw else [])
+        return raw
 
     xs, ys = levels(x), levels(y)
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -239,11 +242,11 @@ def plot_sweep_heatmap(
                         fontsize=FONT["legend"], color="white" if dark else "black",
                         fontweight="bold")
             else:
-                ax.text(xi, yi, "not run", ha="center", va="center", fontsize=FONT["small"],
-                        color="#555555")
+                ax.text(xi, yi, "–", ha="center", va="center", fontsize=FONT["small"],
+                        color="#555555")  # no point has this combination
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
     bar = ax.figure.colorbar(image, ax=ax)
     bar.set_label(label, fontsize=FONT["label"])
-    style_axes(ax, title=f"{title} (value and 95 % interval)", xlabel=x, ylabel=y)
+    style_axes(ax, title=f"{title}\n(value and 95 % interval)", xlabel=x, ylabel=y)
     return ax

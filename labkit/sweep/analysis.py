@@ -41,6 +41,7 @@ __all__ = [
     "Sweep",
     "best_point",
     "pareto_front",
+    "point_label",
     "read_sweep",
     "result_rates",
     "summary",
@@ -183,11 +184,28 @@ def _bounds(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def point_label(params: Mapping[str, Any]) -> str:
+    """``"threshold min_rssi_dbm=-104"``: text values bare, numbers as name=value; parameters
+    the point does not have (NA) left out."""
+    parts = []
+    for k, v in params.items():
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        parts.append(str(v) if isinstance(v, str) else f"{k}={v}")
+    return " ".join(parts) or "all"
+
+
 def _params_of(devices: pd.DataFrame, varied: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per point: the values of ``varied`` (first row of the point)."""
+    """Per point: ``label`` and the values of ``varied`` (first row of the point)."""
     keep = [c for c in varied if c in devices.columns]
     first = devices.drop_duplicates("point")[["point", *keep]]
-    return {str(r["point"]): {k: r[k] for k in keep} for _, r in first.iterrows()}
+    out = {}
+    for _, r in first.iterrows():
+        values = {k: r[k] for k in keep}
+        out[str(r["point"])] = {"label": point_label(values), **values}
+    return out
 
 
 def _result_names(devices: pd.DataFrame) -> pd.Series:
@@ -237,20 +255,20 @@ def result_rates(
     Returns
     -------
     pandas.DataFrame
-        ``point``, the varied parameters, ``result`` (name, or ``none`` for devices without
-        a final result), ``code`` (Int64; NA for ``none``), ``count``, ``n_devices``,
-        ``n_seeds``, ``rate`` (pooled: count / devices over all the point's seeds),
-        ``low``, ``high`` (the interval). Every result that occurs anywhere in the sweep
-        appears for every point (count 0 where it did not occur). Sorted by point order
-        of appearance, then code.
+        ``point``, ``label`` (:func:`point_label`), the varied parameters, ``result``
+        (name, or ``none`` for devices without a final result), ``code`` (Int64; NA for
+        ``none``), ``count``, ``n_devices``, ``n_seeds``, ``rate`` (pooled: count /
+        devices over all the point's seeds), ``low``, ``high`` (the interval). Every result
+        that occurs anywhere in the sweep appears for every point (count 0 where it did not
+        occur). Sorted by point order of appearance, then code.
     """
     from labkit.record.schema import RESULT_NAMES
 
     devices, sweep_varied = _devices_of(data)
     keys = _default_varied(devices, list(varied) if varied is not None else sweep_varied)
     if len(devices) == 0:
-        return pd.DataFrame(columns=["point", *keys, "result", "code", "count", "n_devices",
-                                     "n_seeds", "rate", "low", "high"])
+        return pd.DataFrame(columns=["point", "label", *keys, "result", "code", "count",
+                                     "n_devices", "n_seeds", "rate", "low", "high"])
     names = _result_names(devices)
     order = [n for n in RESULT_NAMES if (names == n).any()]
     if (names == NO_RESULT).any():
@@ -321,13 +339,13 @@ def time_to_update(
     Returns
     -------
     pandas.DataFrame
-        ``point``, the varied parameters, ``n_success``, ``median_s``, ``median_low``,
+        ``point``, ``label``, the varied parameters, ``n_success``, ``median_s``, ``median_low``,
         ``median_high``, ``p90_s``, ``p90_low``, ``p90_high`` (float64 seconds; NaN when no
         device of the point succeeded).
     """
     devices, sweep_varied = _devices_of(data)
     keys = _default_varied(devices, list(varied) if varied is not None else sweep_varied)
-    cols = ["point", *keys, "n_success", "median_s", "median_low", "median_high", "p90_s",
+    cols = ["point", "label", *keys, "n_success", "median_s", "median_low", "median_high", "p90_s",
             "p90_low", "p90_high"]
     if len(devices) == 0:
         return pd.DataFrame(columns=cols)
@@ -381,9 +399,10 @@ def summary(
 ) -> pd.DataFrame:
     """One row per point: what a paper's table would show.
 
-    Columns: ``point``, the varied parameters, ``n_seeds``, ``n_devices``; ``success_rate``,
-    ``failure_rate`` (every device that did not end in SUCCESS: a failure result, none, given
-    up or cancelled) and ``result_4_rate`` (4 CONNECTION_LOST) each with ``_low``/``_high``;
+    Columns: ``point``, ``label``, the varied parameters, ``n_seeds``, ``n_devices``;
+    ``success_rate``, ``failure_rate`` (every device that did not end in SUCCESS: a failure
+    result, none, given up or cancelled) and ``result_4_rate`` (4 CONNECTION_LOST) each
+    with ``_low``/``_high``;
     ``median_s``, ``p90_s`` (time to update, :func:`time_to_update`) with intervals;
     ``completion_s`` (mean campaign time to complete across seeds) with its interval;
     ``pareto`` (True on the front of ``pareto`` = (time column, rate column), both
@@ -435,7 +454,7 @@ def summary(
         rows.append(row)
     table = pd.DataFrame(rows)
     out = times.merge(table, on="point", how="right")
-    first = ["point", *keys, "n_seeds", "n_devices", "success_rate", "success_rate_low",
+    first = ["point", "label", *keys, "n_seeds", "n_devices", "success_rate", "success_rate_low",
              "success_rate_high", "failure_rate", "failure_rate_low", "failure_rate_high",
              "result_4_rate", "result_4_rate_low", "result_4_rate_high", "n_success",
              "median_s", "median_low", "median_high", "p90_s", "p90_low", "p90_high",
