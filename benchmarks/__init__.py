@@ -24,6 +24,7 @@ MODULES = (
     "benchmarks.bench_memory",
     "benchmarks.bench_timescale",
     "benchmarks.bench_analysis",
+    "benchmarks.bench_sweep",
     "benchmarks.bench_notebooks",
 )
 

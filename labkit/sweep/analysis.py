@@ -40,6 +40,7 @@ from labkit.sweep.store import DatasetError, done_cells, read_manifest
 __all__ = [
     "Sweep",
     "best_point",
+    "cell_result_counts",
     "pareto_front",
     "point_label",
     "read_sweep",
@@ -108,12 +109,11 @@ class Sweep:
             expr = expr & filter
         return data.to_table(columns=list(columns) if columns else None, filter=expr)
 
-    def result_counts(self) -> pd.DataFrame:
+    def result_counts(self, kind: str = "campaign") -> pd.DataFrame:
         """How the update attempts of every run ended, per cell: ``cell``, ``result``,
-        ``code``, ``count`` -- :func:`labkit.record.result_counts` of the events across all
-        runs, computed with pyarrow on the ``fw_result`` and ``campaign`` rows (the
-        campaign's verdict, one per device and attempt)."""
-        return cell_result_counts(self)
+        ``code``, ``count``, from the events of all runs at once (:func:`cell_result_counts`:
+        the campaign's verdicts, one per device and attempt, by default)."""
+        return cell_result_counts(self, kind)
 
     def __repr__(self) -> str:
         return (f"<Sweep {self.path}: {len(self.done)}/{len(self.cells)} cells done, "
@@ -138,26 +138,37 @@ def read_sweep(path: str | Path) -> Sweep:
     return Sweep(path=root, manifest=manifest, cells=cells)
 
 
-def cell_result_counts(sweep: Sweep) -> pd.DataFrame:
-    """Campaign verdict counts per cell, from the events (see :meth:`Sweep.result_counts`)."""
+def cell_result_counts(sweep: Sweep, kind: str = "campaign") -> pd.DataFrame:
+    """Update Result counts per cell over the events of every run: the ``kind`` rows carrying
+    a result (``campaign``: the campaign's verdicts; ``fw_result``: every /5/0/5 value
+    recorded). Computed with pyarrow (a filtered dataset scan and a hash aggregation over
+    the dictionary codes), returned as pandas: ``cell``, ``result``, ``code``, ``count``.
+    """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from labkit.record.schema import RESULT_NAMES
 
-    table = sweep.events_table(["cell", "kind", "result"], pc.field("kind") == "campaign")
-    table = table.filter(pc.is_valid(table["result"]))
+    table = sweep.events_table(["cell", "result"], (pc.field("kind") == kind)
+                               & pc.field("result").is_valid())
     if table.num_rows == 0:
         return pd.DataFrame({"cell": pd.Series([], dtype="string"),
                              "result": pd.Series([], dtype="string"),
                              "code": pd.Series([], dtype="int64"),
                              "count": pd.Series([], dtype="int64")})
-    res = pc.cast(table["result"], "string") if not hasattr(table["result"].type, "value_type") \
-        else table["result"].cast(table["result"].type.value_type)
-    grouped = (table.set_column(table.schema.get_field_index("result"), "result", res)
-               .group_by(["cell", "result"]).aggregate([([], "count_all")]))
+    result = table["result"]
+    if pa.types.is_dictionary(result.type):
+        result = result.cast(result.type.value_type)
+    cell = table["cell"]
+    if pa.types.is_dictionary(cell.type):
+        cell = cell.cast(cell.type.value_type)
+    grouped = pa.table({"cell": cell, "result": result}).group_by(["cell", "result"]).aggregate(
+        [([], "count_all")])
     frame = grouped.to_pandas().rename(columns={"count_all": "count"})
     frame["cell"] = frame["cell"].astype("string")
+    frame["result"] = frame["result"].astype("string")
     frame["code"] = frame["result"].map({n: i for i, n in enumerate(RESULT_NAMES)}).astype("int64")
+    frame["count"] = frame["count"].astype("int64")
     return frame.sort_values(["cell", "code"], ignore_index=True)[["cell", "result", "code",
                                                                     "count"]]
 
