@@ -23,6 +23,7 @@ MODULES = (
     "benchmarks.bench_campaign",
     "benchmarks.bench_memory",
     "benchmarks.bench_timescale",
+    "benchmarks.bench_virtual",
     "benchmarks.bench_analysis",
     "benchmarks.bench_sweep",
     "benchmarks.bench_notebooks",

@@ -68,6 +68,7 @@ def run(options: Options) -> list[Row]:
             out=tmp,
             seed=1,
             deadline_s=900.0,
+            clock="scaled",
         )
         wall = time.perf_counter() - start
         params = json.loads((Path(run_dir) / "manifest.json").read_text())["params"]

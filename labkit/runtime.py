@@ -366,6 +366,8 @@ class _Core:
             # Garbage collection ran the finalizer on the loop thread itself: we cannot wait
             # for the loop here, so let it shut down on its own and stop.
             async def shutdown() -> None:
+                if self.virtual_loop is not None:
+                    self.virtual_loop.horizon = math.inf
                 try:
                     await self._aclose()
                 finally:
@@ -377,7 +379,10 @@ class _Core:
             return
         try:
             if loop.is_running() and thread.is_alive():
-                future = asyncio.run_coroutine_threadsafe(self._aclose(), loop)
+                closing: Coroutine[Any, Any, None] = self._aclose()
+                if self.virtual_loop is not None:  # De-register and stop on simulated time
+                    closing = _free_running(self.virtual_loop, closing, None)  # bounded inside
+                future = asyncio.run_coroutine_threadsafe(closing, loop)
                 try:
                     future.result(timeout=CLOSE_TIMEOUT * 2 + CALL_GRACE)
                 except concurrent.futures.TimeoutError:
@@ -425,13 +430,19 @@ async def _await(work: Awaitable[T]) -> T:
 
 async def _free_running(loop: Any, work: Coroutine[Any, Any, T], limit: float | None) -> T:
     """Run ``work`` on a virtual-time loop with simulated time free to advance (bounded by
-    ``limit`` simulated seconds); when the last such work ends, time stands still again."""
+    ``limit`` simulated seconds), then let the current instant settle; when the last such
+    work ends, time stands still again."""
     loop.free_runners = getattr(loop, "free_runners", 0) + 1
     loop.horizon = math.inf
     try:
         if limit is None:
-            return await work
-        return await asyncio.wait_for(work, limit)
+            result = await work
+        else:
+            result = await asyncio.wait_for(work, limit)
+        # Return once everything due at this instant has happened, so that the caller sees
+        # the same settled state (events, registrations) every time.
+        await loop.settled()
+        return result
     finally:
         loop.free_runners -= 1
         if loop.free_runners == 0:

@@ -84,6 +84,15 @@ from labkit.server import (
     ServerError,
 )
 
+_WALL_TIME = time.time  # update()'s default clock
+
+
+def _default_clock() -> Callable[[], float]:
+    from labkit.virtual.loop import current_clock
+
+    return current_clock()
+
+
 __all__ = ["cancel", "reset", "update"]
 
 log = logging.getLogger(__name__)
@@ -336,7 +345,7 @@ async def update(
         on_stage=on_stage,
         on_progress=on_progress,
         sink=sink,
-        clock=clock,
+        clock=_default_clock() if clock is _WALL_TIME else clock,  # virtual loop: its clock
     )
     try:
         if overall_timeout is None:

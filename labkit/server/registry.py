@@ -15,6 +15,7 @@ holding a stale location gets 4.04 and registers again (digest 4.2, pitfall 20).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,18 @@ class Registry:
         self._by_id: dict[str, Registration] = {}
         self._by_endpoint: dict[str, Registration] = {}
         self._counter = 0
+        # (expires_at, reg_id) of every registration and Update, earliest first; entries of
+        # registrations that were updated or removed since are skipped when they reach the
+        # top. The expiry sweep then costs O(log n) per registration event instead of O(n)
+        # per sweep (10,000 devices, a sweep every second of a simulated day).
+        self._deadlines: list[tuple[float, int]] = []
+
+    def _schedule(self, reg: Registration) -> None:
+        heapq.heappush(self._deadlines, (reg.expires_at, int(reg.reg_id)))
+
+    def _live(self, expires_at: float, reg_id: int) -> Registration | None:
+        reg = self._by_id.get(str(reg_id))
+        return reg if reg is not None and reg.expires_at == expires_at else None
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -171,11 +184,24 @@ class Registry:
 
     def next_expiry(self) -> float | None:
         """The earliest ``expires_at`` of all registrations, or None when empty."""
-        return min((r.expires_at for r in self._by_id.values()), default=None)
+        heap = self._deadlines
+        while heap and self._live(*heap[0]) is None:
+            heapq.heappop(heap)  # updated or removed since
+        return heap[0][0] if heap else None
 
     def expired(self, now: float) -> list[Registration]:
-        """Registrations whose lifetime ran out before ``now`` (the store is not changed)."""
-        return [r for r in self._by_id.values() if r.expired(now)]
+        """Registrations whose lifetime ran out before ``now``, earliest first (the store is
+        not changed)."""
+        heap = self._deadlines
+        found: list[tuple[float, int]] = []
+        while heap and heap[0][0] < now:
+            entry = heapq.heappop(heap)
+            if self._live(*entry) is not None:
+                found.append(entry)
+        for entry in found:
+            heapq.heappush(heap, entry)
+        gone = [self._by_id[str(reg_id)] for _, reg_id in found]
+        return [r for r in gone if r.expired(now)]
 
     # -- changes ---------------------------------------------------------------------------
     def register(
@@ -218,6 +244,7 @@ class Registry:
         )
         self._by_id[reg.reg_id] = reg
         self._by_endpoint[reg.endpoint] = reg
+        self._schedule(reg)
         return reg, old
 
     def update(
@@ -256,6 +283,7 @@ class Registry:
             reg.address = address
         reg.updated_at = now
         reg.expires_at = _expiry(now, reg.lifetime)
+        self._schedule(reg)
         return reg
 
     def deregister(self, reg_id: str) -> Registration:

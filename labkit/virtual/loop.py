@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_EPOCH",
     "VirtualClock",
     "VirtualEventLoop",
+    "current_clock",
     "install_aiocoap_time",
     "running_virtual_loop",
 ]
@@ -74,7 +75,10 @@ class _VirtualSelector:
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         real = self._real
         if timeout is not None and timeout <= 0:
-            return real.select(0)
+            # Work is ready at this instant: run it without a system call. Work handed over
+            # by other threads is already in the ready queue (call_soon_threadsafe); only its
+            # wake-up byte waits in the self-pipe, read when the loop is next idle.
+            return []
         events = real.select(0)
         if events:
             return events
@@ -82,14 +86,14 @@ class _VirtualSelector:
         # Nothing to do at this instant: let the idle hooks look at the settled state.
         if loop._idle_hooks:
             loop._run_idle_hooks()
-            if loop._ready:  # a hook woke somebody up: run them before time moves
+            if loop._ready_queue():  # a hook woke somebody up: run them before time moves
                 return []
         now = loop._vtime
         target = math.inf if timeout is None else now + timeout
         if target <= loop.horizon:
             if math.isinf(target):  # free running but nothing scheduled: wait for threads
                 return real.select(None)
-            scheduled = loop._scheduled
+            scheduled = loop._timer_heap()
             if scheduled and abs(scheduled[0]._when - target) < 1e-6:
                 target = scheduled[0]._when  # land exactly on the timer's instant
             loop._vtime = max(now, target)
@@ -149,6 +153,12 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """Simulated Unix time (``epoch + time()``)."""
         return self.epoch + self._vtime
 
+    def _ready_queue(self) -> Any:
+        return self._ready  # type: ignore[attr-defined]  # asyncio.BaseEventLoop internals
+
+    def _timer_heap(self) -> Any:
+        return self._scheduled  # type: ignore[attr-defined]
+
     def run_forever(self) -> None:
         self.thread = threading.current_thread()
         super().run_forever()
@@ -164,6 +174,21 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                 self._idle_hooks.remove(hook)
 
         return remove
+
+    async def settled(self) -> None:
+        """Return once everything due at the current simulated instant has run (the next time
+        the loop is idle, before time moves on)."""
+        done = self.create_future()
+
+        def hook() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        remove = self.add_idle_hook(hook)
+        try:
+            await done
+        finally:
+            remove()
 
     def _run_idle_hooks(self) -> None:
         for hook in list(self._idle_hooks):
@@ -270,9 +295,22 @@ def install_aiocoap_time() -> None:
     import aiocoap.protocol as protocol
 
     if not isinstance(getattr(protocol, "time", None), _TimeShim):
-        protocol.time = _TimeShim("time")  # type: ignore[attr-defined]
+        protocol.time = _TimeShim("time")
 
 
 def epoch_iso(epoch: float) -> str:
     """``"2025-01-01T00:00:00Z"`` for a simulated epoch."""
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def current_clock() -> Callable[[], float]:
+    """The clock to stamp with by default: the running virtual loop's :class:`VirtualClock`
+    inside a virtual run, :func:`time.time` otherwise."""
+    loop = running_virtual_loop()
+    if loop is None:
+        return _REAL_TIME
+    clock = getattr(loop, "_labkit_clock", None)
+    if clock is None:
+        clock = VirtualClock(loop)
+        loop._labkit_clock = clock  # type: ignore[attr-defined]
+    return clock  # type: ignore[no-any-return]

@@ -207,7 +207,7 @@ class _DatagramTransport(asyncio.DatagramTransport):
         self.close()
 
 
-class VirtualRemote(interfaces.EndpointAddress):
+class VirtualRemote(interfaces.EndpointAddress):  # type: ignore[misc]
     """The address of a CoAP peer on the virtual network (hashes and compares by address)."""
 
     scheme = "coap"
@@ -255,7 +255,7 @@ class VirtualRemote(interfaces.EndpointAddress):
         return self.sockaddr
 
 
-class VirtualMessageInterface(interfaces.MessageInterface):
+class VirtualMessageInterface(interfaces.MessageInterface):  # type: ignore[misc]
     """aiocoap's lowest layer for a context on the virtual network: ``send`` encodes the
     message and hands the bytes to the network; received bytes are decoded and dispatched to
     the context's message manager."""

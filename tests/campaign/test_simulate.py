@@ -1,4 +1,5 @@
-"""``labkit simulate``: a 200-device campaign at 100x, and the command line."""
+"""``labkit simulate``: a 200-device campaign at 100x (``clock="scaled"``), and the command line
+(virtual time is the default; tests/campaign/test_simulate_virtual.py checks its results)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_200_devices_mixed_faults_threshold_at_100x(tmp_path: Path) -> None:
     run_dir = simulate(
         devices=200, profile="mixed", policy="threshold", method="push", image_size=4096,
         faults="link-drop:0.05,boot-fail:0.05", seed=1, time_scale=100.0, out=tmp_path,
-        block_size=1024, max_wait_s=1800.0, deadline_s=85.0,
+        block_size=1024, max_wait_s=1800.0, deadline_s=85.0, clock="scaled",
     )
     wall = time.monotonic() - started
     assert wall < 90.0
@@ -37,6 +38,7 @@ def test_200_devices_mixed_faults_threshold_at_100x(tmp_path: Path) -> None:
 
     params = json.loads((run_dir / "manifest.json").read_text())["params"]
     assert params["time_scale"] == 100.0 and params["seed"] == 1
+    assert params["clock"] == "scaled"
     assert params["policy"] == "threshold" and params["thresholds"] == {"min_rssi_dbm": -105.0}
     assert params["fault_counts"] == {"link-drop": 10, "boot-fail": 10}
     lag = params["loop_lag"]
@@ -60,11 +62,25 @@ def test_200_devices_mixed_faults_threshold_at_100x(tmp_path: Path) -> None:
     assert raw["wave"].notna().all() and raw["rssi_dbm"].notna().sum() == int(own.sum())
 
 
+def test_simulate_command_virtual_by_default(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "simulate", "--devices", "3", "--profile", "nb-iot",
+         "--policy", "always", "--image-size", "4096", "--seed", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=100, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "result SUCCESS 3" in lines
+    assert "clock virtual from 1735689600.0 (exact: no loop lag)" in lines
+    assert not any(line.startswith("warning") for line in lines)
+    assert "3/3 devices" in proc.stderr  # the progress line, drawn on wall-clock ticks
+
+
 def test_simulate_command(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "labkit", "simulate", "--devices", "3", "--profile", "wifi",
          "--policy", "always", "--image-size", "2048", "--seed", "2", "--time-scale", "100",
-         "--out", str(tmp_path), "--canary", "1"],
+         "--clock", "scaled", "--out", str(tmp_path), "--canary", "1"],
         capture_output=True, text=True, timeout=100, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
