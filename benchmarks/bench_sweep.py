@@ -121,7 +121,8 @@ def run_query(options: Options) -> list[Row]:
         ref_what="DuckDB read_parquet(hive_partitioning) group by cell, result -> pandas",
         ratio=paired_ratio(labs, refs),
         note=f"median of {reps} interleaved pairs after a warm-up pair; lab = read_sweep + "
-             "Sweep.result_counts (pyarrow dataset scan with filter, hash group-by, to pandas)",
+             "Sweep.result_counts (each cell's kind and result columns read with pyarrow, "
+             "counted on their dictionary codes with numpy, cells in threads; pandas out)",
         samples={"lab": labs, "reference": refs},
     )]
 
