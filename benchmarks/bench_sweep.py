@@ -5,7 +5,8 @@ cells whose ``events/cell=<id>/part-0.parquet`` are the synthetic campaign event
 :mod:`benchmarks.bench_analysis` (10 cells of 1 million events; quick: 4 of 250,000).
 
 * lab: :func:`labkit.sweep.analysis.read_sweep` + ``Sweep.result_counts(kind="fw_result")``
-  -- Update Result counts per cell over every run, returned as a pandas frame;
+  -- Update Result counts per cell over every run, returned as a pandas frame -- with each
+  engine: ``duckdb`` (the default when DuckDB is installed) and ``pyarrow`` (without it);
 * reference: the same query in DuckDB over the same files (``read_parquet(...,
   hive_partitioning=true)`` ``group by cell, result``), fetched as a pandas frame.
 
@@ -87,13 +88,13 @@ def run_query(options: Options) -> list[Row]:
             "group by cell, result"
         )
 
-        def lab() -> float:
+        def timed_engine(engine: str) -> float:
             gc.collect()
             start = time.perf_counter()
-            frame = read_sweep(root).result_counts(kind="fw_result")
+            frame = read_sweep(root).result_counts(kind="fw_result", engine=engine)
             took = time.perf_counter() - start
-            got["lab"] = {(str(c), str(r)): int(n) for c, r, n in
-                          zip(frame["cell"], frame["result"], frame["count"], strict=True)}
+            got[engine] = {(str(c), str(r)): int(n) for c, r, n in
+                           zip(frame["cell"], frame["result"], frame["count"], strict=True)}
             return took
 
         def reference() -> float:
@@ -103,28 +104,38 @@ def run_query(options: Options) -> list[Row]:
             frame = con.sql(sql).df()
             con.close()
             took = time.perf_counter() - start
-            got["duckdb"] = {(str(c), str(r)): int(n) for c, r, n in
+            got["reference"] = {(str(c), str(r)): int(n) for c, r, n in
                              zip(frame["cell"], frame["result"], frame["n"], strict=True)}
             return took
 
-        labs, refs = interleaved(lab, reference, reps, warmup=1)
+        rows: list[Row] = []
+        for engine in ("duckdb", "pyarrow"):
+            labs, refs = interleaved(lambda e=engine: timed_engine(e), reference, reps,
+                                     warmup=1)
+            rows.append(Row(
+                key=f"sweep-query-{engine}",
+                what=f"result counts per cell over {cells} runs, "
+                     f"{cells * per_cell / 1e6:g} M events, engine={engine}",
+                goal=QUERY_GOAL,
+                lab=median(labs),
+                reference=median(refs),
+                ref_what="DuckDB read_parquet(hive_partitioning) group by cell, result -> "
+                         "pandas",
+                ratio=paired_ratio(labs, refs),
+                note=f"median of {reps} interleaved pairs after a warm-up pair; lab = "
+                     f"read_sweep + Sweep.result_counts(engine={engine!r}) ("
+                     + ("the default when DuckDB is installed: one query over the done "
+                        "cells' files" if engine == "duckdb" else
+                        "without DuckDB: each cell's kind and result columns read with "
+                        "pyarrow, counted on their dictionary codes with numpy, cells in "
+                        "threads") + "; pandas out)",
+                samples={"lab": labs, "reference": refs},
+            ))
     for who, counts in got.items():
         if counts != expected:
             raise RuntimeError(f"{who} counted {len(counts)} (cell, result) pairs that differ "
                                "from the generated ones")
-    return [Row(
-        key="sweep-query",
-        what=f"result counts per cell over {cells} runs, {cells * per_cell / 1e6:g} M events",
-        goal=QUERY_GOAL,
-        lab=median(labs),
-        reference=median(refs),
-        ref_what="DuckDB read_parquet(hive_partitioning) group by cell, result -> pandas",
-        ratio=paired_ratio(labs, refs),
-        note=f"median of {reps} interleaved pairs after a warm-up pair; lab = read_sweep + "
-             "Sweep.result_counts (each cell's kind and result columns read with pyarrow, "
-             "counted on their dictionary codes with numpy, cells in threads; pandas out)",
-        samples={"lab": labs, "reference": refs},
-    )]
+    return rows
 
 
 def _scale_grid(quick: bool) -> Any:

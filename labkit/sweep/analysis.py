@@ -109,11 +109,11 @@ class Sweep:
             expr = expr & filter
         return data.to_table(columns=list(columns) if columns else None, filter=expr)
 
-    def result_counts(self, kind: str = "campaign") -> pd.DataFrame:
+    def result_counts(self, kind: str = "campaign", *, engine: str = "auto") -> pd.DataFrame:
         """How the update attempts of every run ended, per cell: ``cell``, ``result``,
         ``code``, ``count``, from the events of all runs at once (:func:`cell_result_counts`:
         the campaign's verdicts, one per device and attempt, by default)."""
-        return cell_result_counts(self, kind)
+        return cell_result_counts(self, kind, engine=engine)
 
     def __repr__(self) -> str:
         return (f"<Sweep {self.path}: {len(self.done)}/{len(self.cells)} cells done, "
@@ -159,12 +159,34 @@ def _chunk_counts(kind_chunk: Any, result_chunk: Any, kind: str) -> dict[str, in
     return {str(v["values"]): int(v["counts"]) for v in values.to_pylist()}
 
 
-def cell_result_counts(sweep: Sweep, kind: str = "campaign") -> pd.DataFrame:
+def _duckdb_counts(sweep: Sweep, kind: str) -> list[tuple[str, str, int]]:
+    import duckdb
+
+    files = [str(p) for c in sweep.done
+             for p in sorted((sweep.path / "events" / f"cell={c}").glob("*.parquet"))]
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "select cell, result, count(*) from read_parquet(?, hive_partitioning=true) "
+            "where kind = ? and result is not null group by cell, result", [files, kind]
+        ).fetchall()
+    finally:
+        con.close()
+    return [(str(c), str(r), int(n)) for c, r, n in rows]
+
+
+def cell_result_counts(sweep: Sweep, kind: str = "campaign", *,
+                       engine: str = "auto") -> pd.DataFrame:
     """Update Result counts per cell over the events of every run: the ``kind`` rows carrying
     a result (``campaign``: the campaign's verdicts; ``fw_result``: every /5/0/5 value
-    recorded). Each cell's event file is read (two columns) and counted on its dictionary
-    codes with numpy, cells in parallel threads; returned as pandas: ``cell``, ``result``,
-    ``code``, ``count``, sorted by cell and code.
+    recorded); returned as pandas: ``cell``, ``result``, ``code``, ``count``, sorted by cell
+    and code.
+
+    ``engine``: ``"duckdb"`` (one SQL query over the done cells' files, multi-threaded),
+    ``"pyarrow"`` (each cell's two columns read with pyarrow and counted on their dictionary
+    codes with numpy, cells in threads), or ``"auto"``: DuckDB when it is installed.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -172,6 +194,13 @@ def cell_result_counts(sweep: Sweep, kind: str = "campaign") -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     from labkit.record.schema import RESULT_NAMES
+
+    if engine not in ("auto", "duckdb", "pyarrow"):
+        raise ValueError(f"engine must be auto, duckdb or pyarrow, not {engine!r}")
+    if engine == "auto":
+        import importlib.util
+
+        engine = "duckdb" if importlib.util.find_spec("duckdb") is not None else "pyarrow"
 
     def one(cell: str) -> list[tuple[str, str, int]]:
         folder = sweep.path / "events" / f"cell={cell}"
@@ -184,8 +213,12 @@ def cell_result_counts(sweep: Sweep, kind: str = "campaign") -> pd.DataFrame:
         return [(cell, name, n) for name, n in totals.items()]
 
     cells = sweep.done
-    with ThreadPoolExecutor(max_workers=max(1, min(len(cells), os.cpu_count() or 1))) as pool:
-        rows = [row for part in pool.map(one, cells) for row in part]
+    if engine == "duckdb":
+        rows = _duckdb_counts(sweep, kind)
+    else:
+        workers = max(1, min(len(cells), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            rows = [row for part in pool.map(one, cells) for row in part]
     frame = pd.DataFrame(rows, columns=["cell", "result", "count"])
     frame["cell"] = frame["cell"].astype("string")
     frame["result"] = frame["result"].astype("string")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,9 @@ def test_on_a_real_sweep(serial_sweep: Path) -> None:
     assert (table["n_seeds"] == 2).all() and (table["n_devices"] == 12).all()
     rates = result_rates(sweep, n_boot=200)
     # the rates agree with the campaign verdicts recorded in the events of every run
-    counts = sweep.result_counts()
+    counts = sweep.result_counts(engine="pyarrow")
+    if importlib.util.find_spec("duckdb") is not None:
+        pd.testing.assert_frame_equal(counts, sweep.result_counts(engine="duckdb"))
     dev = sweep.devices()
     per_cell = dev.groupby(["cell", "result_name"]).size().rename("n").reset_index()
     merged = counts.merge(per_cell, left_on=["cell", "result"], right_on=["cell",
