@@ -14,7 +14,10 @@ Each cell is one task (:func:`labkit.sweep.cell.run_cell`) that commits its own 
 (:mod:`labkit.sweep.store`). A task whose worker dies is rescheduled by Dask on another
 worker; its commit replaces, so the dataset never holds a cell twice. A cell that fails is
 recorded with its parameters and traceback and the sweep goes on. Running the same sweep
-again skips the cells already done (resume) and retries the failed ones.
+again skips the cells already done (resume) and retries the failed ones. A grid changed
+between runs (more seeds, another threshold) reuses the cells the two grids share; cells of
+the old grid stay on disk, and :func:`labkit.sweep.analysis.read_sweep` reads only the
+current grid's (``sweep.json`` and ``cells.parquet`` describe the current grid).
 """
 
 from __future__ import annotations
