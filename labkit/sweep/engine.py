@@ -253,13 +253,17 @@ def run_sweep(
                                  last=str(record.get("cell")) if record else ""))
 
     tick(None)
-    if todo:
-        if executor == "serial":
+    try:
+        if todo and executor == "serial":
             for c in todo:
                 tick(run_cell(c, str(path), types, options))
-        else:
+        elif todo:
             _run_dask(todo, path, types, options, tick, workers=workers, scheduler=scheduler,
                       client=client, connect_timeout_s=connect_timeout_s)
+    except BaseException:  # no cluster, Ctrl-C ...: say so in the manifest; rerun resumes
+        _write_manifest(path, {**base, "wall_s": time.monotonic() - started}, cells,
+                        "interrupted")
+        raise
     # partitions of cells that never got their done record (a commit cut short) go
     done = done_cells(path)
     for orphan in prune(path, done):
