@@ -25,6 +25,7 @@ MODULES = (
     "benchmarks.bench_timescale",
     "benchmarks.bench_virtual",
     "benchmarks.bench_analysis",
+    "benchmarks.bench_sweep",
     "benchmarks.bench_notebooks",
 )
 

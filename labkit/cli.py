@@ -589,6 +589,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulate(args)
 
 
+# -- labkit sweep (labkit/sweep/cli.py) -----------------------------------------------------
+def _configure_sweep(p: argparse.ArgumentParser) -> None:
+    from labkit.sweep.cli import configure_sweep
+
+    configure_sweep(p)
+
+
+@command(
+    "sweep",
+    help="run a grid of simulated campaigns x seeds on Dask (or serially) into a Parquet dataset",
+    configure=_configure_sweep,
+)
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from labkit.sweep.cli import run_sweep_cli
+
+    return run_sweep_cli(args)
+
+
 # -- labkit image (labkit/repo/cli.py) ----------------------------------------------------
 def _configure_image(p: argparse.ArgumentParser) -> None:
     from labkit.repo.cli import configure_image

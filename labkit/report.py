@@ -410,7 +410,8 @@ def write_report(
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Arguments of ``labkit report``: ``RUN --out DIR [--dpi N] [--runs-dir DIR]``."""
-    p.add_argument("run", metavar="RUN", help="run directory, or a run id under --runs-dir")
+    p.add_argument("run", metavar="RUN", help="run directory, or a run id under --runs-dir, or "
+                   "a sweep directory (labkit sweep)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="write files here")
     p.add_argument("--dpi", type=int, default=DEFAULT_DPI, help=f"PNG resolution ({DEFAULT_DPI})")
     p.add_argument(
@@ -438,6 +439,14 @@ def run_report(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")  # files only: never open a window from the command line
     path = resolve_run(args.run, getattr(args, "runs_dir", DEFAULT_RUNS_DIR))
+    from labkit.sweep.store import is_sweep_dir
+
+    if is_sweep_dir(path):  # a sweep directory: its own report (labkit/sweep/report.py)
+        from labkit.sweep.report import write_sweep_report
+
+        for f in write_sweep_report(path, args.out, dpi=args.dpi):
+            print(f"wrote {f}", flush=True)
+        return 0
     try:
         files = write_report(path, args.out, dpi=args.dpi)
     except RunError as exc:

@@ -103,8 +103,13 @@ def _first_per_key(keys: np.ndarray, mask: np.ndarray, n_keys: int) -> np.ndarra
     out = np.full(n_keys, -1, dtype=np.int64)
     pos = np.flatnonzero(mask & (keys >= 0))
     if len(pos):
-        k, first = np.unique(keys[pos], return_index=True)
-        out[k] = pos[first]
+        kp = keys[pos]
+        if (kp[1:] >= kp[:-1]).all():  # grouped keys (the usual case): no sort needed
+            first = np.flatnonzero(np.r_[True, kp[1:] != kp[:-1]])
+            out[kp[first]] = pos[first]
+        else:
+            k, first = np.unique(kp, return_index=True)
+            out[k] = pos[first]
     return out
 
 
@@ -238,12 +243,18 @@ def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     span = int(v.max()) + 2 if len(v) else 1
     if len(keys) and int(keys.max()) < np.iinfo(np.int64).max // span - 1 and v.min() >= -1:
         combined = keys.astype(np.int64) * span + (v + 1)
+        out = np.zeros(len(combined), dtype=bool)
+        step = combined[1:] >= combined[:-1]
+        if step.all():
+            # already in key order (blocks of a transfer come in order): a row repeats an
+            # earlier pair exactly when it equals the row before it; no sort needed
+            out[1:] = combined[1:] == combined[:-1]
+            return out
         # a stable sort keeps equal keys in row order: a row repeats the key before it in
         # sorted order exactly when an earlier row has its key (rows are mostly in key order
         # already, which the stable sort exploits)
         order = np.argsort(combined, kind="stable")
         ranked = combined[order]
-        out = np.zeros(len(combined), dtype=bool)
         out[order[1:]] = ranked[1:] == ranked[:-1]
         return out
     return np.asarray(pd.DataFrame({"k": keys, "v": values}).duplicated().to_numpy(), dtype=bool)
@@ -502,8 +513,15 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     has_blk = ~np.isnan(blk)
     if len(bp):
         dup_block[bp] = _duplicated(row_att[bp], blk[bp]) & has_blk[bp]
-        keys = row_att[bp] * (len(SOURCE_DTYPE.categories) + 1) + source[bp]
-        dup_source_block[bp] = _duplicated(keys, blk[bp]) & has_blk[bp]
+        # per source: each side's record of a transfer is usually in block order, which
+        # _duplicated checks without sorting (the sides interleave, so together they are not)
+        bsrc = source[bp]
+        sources = np.unique(bsrc)
+        if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
+            dup_source_block[bp] = dup_block[bp]
+        for src in sources if len(sources) > 1 else ():
+            rows = bp[bsrc == src]
+            dup_source_block[rows] = _duplicated(row_att[rows], blk[rows]) & has_blk[rows]
     counted = is_block & ~dup_block
     a_blocks = np.bincount(row_att[counted], minlength=n_att).astype(np.int64)
     with_bytes = counted & ~np.isnan(nbytes)
