@@ -46,7 +46,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def configure_sweep(p: argparse.ArgumentParser) -> None:
-    from labkit.cli import positive_int
+    from labkit.cliutil import positive_int
 
     p.add_argument("--grid", type=_axis, action="append", default=[], metavar="NAME=V1,V2",
                    help="an axis of the grid (repeatable), e.g. min_rssi_dbm=-115,-110")
