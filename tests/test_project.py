@@ -24,7 +24,6 @@ def _pyproject_names() -> set[str]:
 
 def _environment_names() -> set[str]:
     names: set[str] = set()
-    in_pip = False
     in_deps = False
     for line in (ROOT / "environment.yml").read_text().splitlines():
         stripped = line.split("#", 1)[0].rstrip()
@@ -35,9 +34,8 @@ def _environment_names() -> set[str]:
             continue
         item = stripped.strip()[2:].strip()
         if item == "pip:":
-            in_pip = True
             continue
-        if in_pip or item.startswith("-e") or item == "pip":
+        if item.startswith("-e") or item == "pip":
             continue
         names.add(_name(item))
     names.discard("python")
