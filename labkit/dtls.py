@@ -436,6 +436,9 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
         return len(data)
 
     def _on_write(self, _addr: Any, data: bytes) -> int:
+        unknown = self.role == "server" and self.offered_identity is not None and not self.entry
+        if unknown and self.state == "handshaking" and data[:1] == bytes([_CT_ALERT]):
+            return len(data)  # tinydtls says internal_error; we send unknown_psk_identity
         self.transport._sendto(data, self.sockaddr)
         return len(data)
 

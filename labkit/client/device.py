@@ -45,6 +45,14 @@ Choices a lab user may want to know:
   time axis). The ``timeout=`` of :meth:`SimulatedDevice.start`, :meth:`~SimulatedDevice.stop`
   and :meth:`~SimulatedDevice.reboot` are the caller's wall-clock bounds and are not scaled.
 * Queue mode (``b=UQ`` / ``Q``) is announced but not simulated: the device stays reachable.
+* Security (:mod:`labkit.dtls`): with ``psk_identity``/``psk_key`` the /0 instance carries
+  Security Mode 0 (PSK), the identity (/0/0/3) and the key (/0/0/5), and the device opens a
+  second socket for ``coaps://``: it Registers to a ``coaps://`` server over DTLS-PSK (the
+  server's requests come back over that session), PULLs ``coaps://`` Package URIs, and
+  accepts DTLS sessions with its own identity (e.g. ``coap-client-openssl`` reading it).
+  Every handshake is a ``security`` event; a failed one makes Register fail and retry with
+  back-off, never hang. ``https://`` downloads trust ``tls_trust`` (default: the lab
+  certificate, :mod:`labkit.tls`).
 
 Nothing here reads the global random generator: the device holds ``random.Random(seed)``.
 """
@@ -318,6 +326,7 @@ class SimulatedDevice:
         "_clock",
         "_ctx",
         "_dirty",
+        "_dtls",
         "_failures",
         "_firmware",
         "_held",
@@ -357,6 +366,7 @@ class SimulatedDevice:
         "storage",
         "store",
         "time_scale",
+        "tls_trust",
         "user_defers",
         "want_port",
     )
@@ -393,10 +403,21 @@ class SimulatedDevice:
         download_retries: int = 3,
         retry_delay: float = 0.5,
         push_idle_timeout: float = 60.0,
+        psk_identity: str | bytes | None = None,
+        psk_key: bytes | None = None,
+        tls_trust: str | FsPath | None = None,
     ) -> None:
         split = urlsplit(server_uri)
-        if split.scheme != "coap" or not split.hostname:
-            raise ValueError(f"server_uri must be coap://host[:port], got {server_uri!r}")
+        if split.scheme not in ("coap", "coaps") or not split.hostname:
+            raise ValueError(f"server_uri must be coap[s]://host[:port], got {server_uri!r}")
+        if isinstance(psk_identity, str):
+            psk_identity = psk_identity.encode()
+        if (psk_identity is None) != (psk_key is None):
+            raise ValueError("psk_identity and psk_key go together")
+        if split.scheme == "coaps" and psk_identity is None:
+            raise ValueError("a coaps:// server needs psk_identity and psk_key")
+        self._dtls: Any = None
+        self.tls_trust = tls_trust
         self.endpoint = endpoint
         self.server_uri = server_uri.rstrip("/")
         self.lifetime = int(lifetime)
@@ -465,6 +486,10 @@ class SimulatedDevice:
             max_defer_period=max_defer_period,
         )
         self.store = self._build_store(firmware_version, machine)
+        if psk_identity is not None and psk_key is not None:
+            self.store.set("/0/0/2", 0)  # Security Mode: Pre-Shared Key
+            self.store.set("/0/0/3", bytes(psk_identity))
+            self.store.set("/0/0/5", bytes(psk_key))
         level = self.store.get("/3/0/9") if battery is None else battery
         self.battery = Battery(float(level), seed)  # type: ignore[arg-type]
         self.store.set("/3/0/9", self.battery.percent)
@@ -472,6 +497,11 @@ class SimulatedDevice:
         self._firmware.sync()
 
     # -- the object model ------------------------------------------------------------------
+    @property
+    def dtls_port(self) -> int | None:
+        """The local port of the device's ``coaps://`` socket (None without PSK)."""
+        return None if self._dtls is None else int(self._dtls.local_address[1])
+
     def _binding(self) -> str:
         return "UQ" if self.queue_mode else "U"
 
@@ -881,11 +911,53 @@ class SimulatedDevice:
             open_udp_context(self._site, self.host, self.want_port, loggername="coap-device"),
             max(timeout, _LOCAL_WALL_S),
         )
+        await self._open_dtls()
         try:
             await self._register_with_retry(max(0.0, deadline - loop.time()))
         finally:
             if todo == "pull" and self._ctx is not None and self.fw.state is State.DOWNLOADING:
                 self._firmware.resume_pull()
+
+    def psk(self) -> tuple[bytes, bytes] | None:
+        """(identity, key) of the device's /0 instance in PSK mode (Security Mode 0)."""
+        if self.store.get("/0/0/2") != 0:
+            return None
+        identity, key = self.store.get("/0/0/3"), self.store.get("/0/0/5")
+        if not identity or not key:
+            return None
+        return bytes(identity), bytes(key)  # type: ignore[arg-type]
+
+    async def _open_dtls(self) -> None:
+        """Add the ``coaps://`` socket to the device's context when /0 is in PSK mode."""
+        from labkit.dtls import PskEntry, PskStore, add_dtls_transport
+
+        psk = self.psk()
+        if psk is None or self._ctx is None:
+            self._dtls = None
+            return
+        self._dtls = await add_dtls_transport(
+            self._ctx,
+            self.host,
+            0,
+            psk_store=PskStore([PskEntry(self.endpoint, psk[0], psk[1])]),
+            client_psk=psk,
+            on_security=self._security,
+            handshake_timeout=self._request_wall(),
+        )
+
+    def _security(self, report: Any) -> None:
+        from labkit.dtls import security_event_fields
+
+        fields = security_event_fields(report)
+        fields.pop("kind")
+        fields.pop("device")
+        self.emit("security", **fields)
+
+    def tls_context(self) -> Any:
+        """The TLS client context of ``https://`` downloads (trusting ``tls_trust``)."""
+        from labkit.tls import client_context
+
+        return client_context(self.tls_trust)
 
     async def _boot_and_register(self) -> None:
         """Power on after a reboot the device made itself; if Register fails for a while,

@@ -871,7 +871,7 @@ class FirmwareAgent:
         try:
             if complete:
                 pass  # resumed after a power cut that came right after the last block
-            elif protocol is ProtocolSupport.COAP:
+            elif protocol in (ProtocolSupport.COAP, ProtocolSupport.COAPS):
                 ctx = dev._ctx
                 if ctx is None:
                     raise DownloadError("device is offline", UpdateResult.CONNECTION_LOST)
@@ -886,7 +886,7 @@ class FirmwareAgent:
                     on_retry=on_retry,
                     transport_tuning=dev._tuning,
                 )
-            elif protocol is ProtocolSupport.HTTP:
+            elif protocol in (ProtocolSupport.HTTP, ProtocolSupport.HTTPS):
                 await http_download(
                     uri,
                     sink,
@@ -895,6 +895,7 @@ class FirmwareAgent:
                     retries=dev.download_retries,
                     retry_delay=dev._wall(dev.retry_delay),
                     on_retry=on_retry,
+                    ssl_context=dev.tls_context() if protocol is ProtocolSupport.HTTPS else None,
                 )
             else:
                 raise DownloadError(
