@@ -76,7 +76,7 @@ def ensure_certificate(keys_dir: str | Path | None = None) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     cert_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp_key = key_file.with_suffix(f".tmp{os.getpid()}")
+    tmp_key = key_file.with_name(f"{key_file.name}.tmp{os.getpid()}")
     fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(
@@ -86,7 +86,7 @@ def ensure_certificate(keys_dir: str | Path | None = None) -> tuple[Path, Path]:
                 serialization.NoEncryption(),
             )
         )
-    tmp_cert = cert_file.with_suffix(f".tmp{os.getpid()}")
+    tmp_cert = cert_file.with_name(f"{cert_file.name}.tmp{os.getpid()}")
     tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     if cert_file.exists() and key_file.exists():  # another process won the race: keep its pair
         tmp_key.unlink()
