@@ -206,13 +206,31 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 # -- labkit serve -------------------------------------------------------------------------
 def _configure_serve(p: argparse.ArgumentParser) -> None:
+    from labkit.security_cli import add_psk_options, listen_address
+
     p.add_argument(
         "--listen",
-        type=host_port,
-        default=host_port(DEFAULT_SERVE_LISTEN),
-        metavar="HOST:PORT",
-        help=f"CoAP address of the LwM2M server (default {DEFAULT_SERVE_LISTEN})",
+        type=listen_address,
+        default=listen_address(DEFAULT_SERVE_LISTEN),
+        metavar="[coap[s]://]HOST:PORT",
+        help=f"address of the LwM2M server (default {DEFAULT_SERVE_LISTEN}); coaps:// = DTLS-PSK",
     )
+    p.add_argument(
+        "--listen-coaps",
+        type=host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="also listen for coaps:// (DTLS-PSK) here, beside --listen coap://",
+    )
+    add_psk_options(p)
+    p.add_argument(
+        "--repo-coaps", type=host_port, default=None, metavar="HOST:PORT",
+        help="also serve the repository over coaps:// (the --psk keys) here",
+    )  # fmt: skip
+    p.add_argument(
+        "--repo-https", type=host_port, default=None, metavar="HOST:PORT",
+        help="also serve the repository over https:// (lab certificate in data/keys) here",
+    )  # fmt: skip
     p.add_argument(
         "--repo-coap",
         type=host_port,
@@ -245,7 +263,17 @@ def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
 
     Raises :class:`ValueError` for option combinations it cannot honour.
     """
-    if args.repo_coap is None and args.repo_http is None and not args.image:
+    secure = getattr(args, "repo_coaps", None), getattr(args, "repo_https", None)
+    if (
+        args.repo_coap is None
+        and args.repo_http is None
+        and not args.image
+        and secure
+        == (
+            None,
+            None,
+        )
+    ):
         return None
     hosts = {hp[0] for hp in (args.repo_coap, args.repo_http) if hp is not None}
     if len(hosts) > 1:
@@ -261,6 +289,9 @@ def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
         coap_port=args.repo_coap[1] if args.repo_coap else 0,
         http_port=args.repo_http[1] if args.repo_http else 0,
         on_event=on_event,
+        psk_store=getattr(args, "psk_store", None),
+        coaps_port=secure[0][1] if secure[0] else None,
+        https_port=secure[1][1] if secure[1] else None,
     )
 
 
@@ -293,14 +324,27 @@ async def _serve(args: argparse.Namespace) -> int:
         )
     sink = recorder if recorder is not None else discard
     try:
+        from labkit.security_cli import psk_store_from_args
+
+        args.psk_store = psk_store_from_args(args)
         repository = _repository_for(args, sink)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
         if recorder is not None:
             recorder.close()
         return 2
     host, port = args.listen
-    server = LwM2MServer(host=host, port=port, on_event=sink, request_timeout=args.request_timeout)
+    secure = getattr(args.listen, "scheme", "coap") == "coaps"
+    coaps_port = port if secure else (args.listen_coaps[1] if args.listen_coaps else None)
+    server = LwM2MServer(
+        host=host,
+        port=0 if secure else port,
+        on_event=sink,
+        request_timeout=args.request_timeout,
+        psk_store=args.psk_store,
+        coaps_port=coaps_port,
+        coap=not secure,
+    )
     server.add_listener(lambda kind, reg: say(registration_line(kind, reg)))
     stop = StopSignal()
     started: list[Any] = []
@@ -314,11 +358,19 @@ async def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             fail(f"cannot listen: {exc}")
             return 1
-        say(f"listening on {server.uri}")
+        say(f"listening on {' '.join(server.uris)}")
         if repository is not None:
             say(
                 f"repository coap://{_hp(repository.host, repository.coap_port)} "
                 f"http://{_hp(repository.host, repository.http_port)}"
+                + "".join(
+                    f" {scheme}://{_hp(repository.host, p)}"
+                    for scheme, p in (
+                        ("coaps", repository.coaps_port),
+                        ("https", repository.https_port),
+                    )
+                    if p is not None
+                )
             )
             for image in args.image:
                 try:
@@ -356,8 +408,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- labkit device ------------------------------------------------------------------------
 def _add_device_options(p: argparse.ArgumentParser) -> None:
+    from labkit.security_cli import server_uri
+
     p.add_argument(
-        "--server", type=coap_uri, required=True, metavar="coap://HOST:PORT", help="LwM2M server"
+        "--server",
+        type=server_uri,
+        required=True,
+        metavar="coap[s]://HOST:PORT",
+        help="LwM2M server",
     )
     p.add_argument("--firmware-version", default="1.0.0", help="initial /3/0/3 (default 1.0.0)")
     p.add_argument("--lifetime", type=positive_int, default=300, help="lt= in seconds (300)")
@@ -419,6 +477,9 @@ def _configure_device(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the device's own CoAP address (default 127.0.0.1, ephemeral port)",
     )
+    from labkit.security_cli import add_device_security_options
+
+    add_device_security_options(p)
 
 
 #: Device events worth a line on the device's stdout (besides its own registration lines).
@@ -468,16 +529,24 @@ async def _device(args: argparse.Namespace) -> int:
         if line is not None:
             say(line)
 
+    from labkit.security_cli import device_security_kwargs
+
     host, port = args.listen
-    device = SimulatedDevice(
-        args.endpoint,
-        args.server,
-        host=host,
-        port=port,
-        seed=args.seed,
-        on_event=on_event,
-        **_device_kwargs(args, args.endpoint),
-    )
+    try:
+        security = device_security_kwargs(args)
+        device = SimulatedDevice(
+            args.endpoint,
+            args.server,
+            host=host,
+            port=port,
+            seed=args.seed,
+            on_event=on_event,
+            **_device_kwargs(args, args.endpoint),
+            **security,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return 2
     stop = StopSignal()
     try:
         await device.start(timeout=args.timeout)

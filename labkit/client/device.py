@@ -471,6 +471,10 @@ class SimulatedDevice:
         register_query(endpoint, self.lifetime, lwm2m_version, self._binding(), queue_mode)
         if protocols is None:  # what the device can really download with (res 8)
             protocols = (ProtocolSupport.COAP, ProtocolSupport.HTTP)
+            if psk_identity is not None:  # listed only when configured
+                protocols += (ProtocolSupport.COAPS,)
+            if tls_trust is not None:
+                protocols += (ProtocolSupport.HTTPS,)
         protocols = tuple(ProtocolSupport(p) for p in protocols)
         self._base_protocols = protocols  # what clear_fault("no-http") gives back
         if "no-http" in self.faults:
