@@ -413,9 +413,9 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
         type=server_uri,
-        required=True,
+        default=None,
         metavar="coap[s]://HOST:PORT",
-        help="LwM2M server",
+        help="LwM2M server (required unless --bootstrap is given)",
     )
     p.add_argument("--firmware-version", default="1.0.0", help="initial /3/0/3 (default 1.0.0)")
     p.add_argument("--lifetime", type=positive_int, default=300, help="lt= in seconds (300)")
@@ -477,9 +477,16 @@ def _configure_device(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the device's own CoAP address (default 127.0.0.1, ephemeral port)",
     )
-    from labkit.security_cli import add_device_security_options
+    from labkit.security_cli import add_device_security_options, server_uri
 
     add_device_security_options(p)
+    p.add_argument(
+        "--bootstrap",
+        type=server_uri,
+        default=None,
+        metavar="coap[s]://HOST:PORT",
+        help="start from this LwM2M Bootstrap server instead of --server",
+    )
 
 
 #: Device events worth a line on the device's stdout (besides its own registration lines).
@@ -532,8 +539,13 @@ async def _device(args: argparse.Namespace) -> int:
     from labkit.security_cli import device_security_kwargs
 
     host, port = args.listen
+    if (args.server is None) == (args.bootstrap is None):
+        fail("give --server or --bootstrap (one of them)")
+        return 2
     try:
         security = device_security_kwargs(args)
+        if args.bootstrap is not None:
+            security["bootstrap_uri"] = args.bootstrap
         device = SimulatedDevice(
             args.endpoint,
             args.server,
@@ -552,12 +564,12 @@ async def _device(args: argparse.Namespace) -> int:
         await device.start(timeout=args.timeout)
     except (TimeoutError, OSError) as exc:
         stop.close()
-        fail(f"{args.endpoint} could not register to {args.server}: {exc!r}")
+        fail(f"{args.endpoint} could not register to {args.server or args.bootstrap}: {exc!r}")
         await device.stop(deregister=False, timeout=2)
         return 3 if isinstance(exc, TimeoutError) else 1
     registered_once = True
     say(
-        f"registered {args.endpoint} to {args.server} from {host}:{device.port} "
+        f"registered {args.endpoint} to {device.server_uri} from {host}:{device.port} "
         f"lt={args.lifetime} fw={args.firmware_version}"
     )
     try:
@@ -588,6 +600,9 @@ async def _fleet(args: argparse.Namespace) -> int:
     from labkit.client import SimulatedDevice
     from labkit.runtime import derive_seed, start_devices
 
+    if args.server is None:
+        fail("--server is required")
+        return 2
     width = max(4, len(str(args.count)))
     names = [f"{args.prefix}{i:0{width}d}" for i in range(1, args.count + 1)]
     devices = [
@@ -643,6 +658,22 @@ def cmd_fota(args: argparse.Namespace) -> int:
     from labkit.fota.cli import run_fota
 
     return run_fota(args)
+
+
+# -- labkit bootstrap (labkit/security_cli.py) ------------------------------------------------
+def _configure_bootstrap(p: argparse.ArgumentParser) -> None:
+    from labkit.security_cli import configure_bootstrap
+
+    configure_bootstrap(p)
+
+
+@command(
+    "bootstrap", help="run an LwM2M Bootstrap server until Ctrl-C", configure=_configure_bootstrap
+)
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from labkit.security_cli import run_bootstrap
+
+    return run_bootstrap(args)
 
 
 # -- labkit import-pcap (labkit/record/capture_cli.py) -------------------------------------

@@ -131,3 +131,98 @@ def device_security_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.tls_trust is not None:
         kwargs["tls_trust"] = args.tls_trust
     return kwargs
+
+
+# -- labkit bootstrap -----------------------------------------------------------------------
+def configure_bootstrap(p: argparse.ArgumentParser) -> None:
+    """Options of ``labkit bootstrap``."""
+    p.add_argument(
+        "--listen",
+        type=listen_address,
+        default=ListenAddress("127.0.0.1", 5783),
+        metavar="[coap[s]://]HOST:PORT",
+        help="address of the Bootstrap server (default 127.0.0.1:5783; coaps:// = DTLS-PSK "
+        "with the --psk keys)",
+    )
+    p.add_argument(
+        "--server-uri",
+        type=server_uri,
+        required=True,
+        metavar="coap[s]://HOST:PORT",
+        help="the LwM2M server the devices are sent to",
+    )
+    add_psk_options(p)
+    p.add_argument(
+        "--server-psk",
+        type=_psk_entry,
+        action="append",
+        default=[],
+        metavar="EP:IDENTITY:HEXKEY",
+        help="the key written for EP's management server (default: EP's --psk entry)",
+    )
+    p.add_argument("--lifetime", type=int, default=300, help="lifetime written to /1 (300 s)")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR", help="save the run here")
+
+
+async def _bootstrap(args: argparse.Namespace) -> int:
+    from labkit.cli import StopSignal, fail, say
+    from labkit.events import discard
+    from labkit.server.bootstrap import BootstrapConfig, BootstrapServer
+
+    try:
+        store = psk_store_from_args(args)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+        return 2
+    written = {e.endpoint: e for e in store.values()}
+    written.update({e.endpoint: e for e in args.server_psk})
+    secure_target = args.server_uri.startswith("coaps:")
+    configs = {
+        ep: BootstrapConfig(
+            args.server_uri,
+            e.identity if secure_target else None,
+            e.key if secure_target else None,
+            lifetime=args.lifetime,
+        )
+        for ep, e in written.items()
+    }
+    default = None if secure_target else BootstrapConfig(args.server_uri, lifetime=args.lifetime)
+    recorder: Any = None
+    if args.record is not None:
+        from labkit.record import Recorder
+
+        recorder = Recorder.in_root(args.record, manifest={"command": "labkit bootstrap"})
+    host, port = args.listen
+    secure = args.listen.scheme == "coaps"
+    server = BootstrapServer(
+        host=host,
+        port=0 if secure else port,
+        coap=not secure,
+        coaps_port=port if secure else None,
+        psk_store=store,
+        configs=configs,
+        default=default,
+        on_event=recorder if recorder is not None else discard,
+    )
+    stop = StopSignal()
+    try:
+        try:
+            await server.start()
+        except OSError as exc:
+            fail(f"cannot listen: {exc}")
+            return 1
+        say(f"bootstrap server listening on {' '.join(server.uris)}")
+        await stop.wait()
+    finally:
+        stop.close()
+        await server.stop()
+        if recorder is not None:
+            recorder.close()
+    say("stopped")
+    return 0
+
+
+def run_bootstrap(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_bootstrap(args))
