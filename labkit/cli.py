@@ -407,15 +407,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 # -- labkit device ------------------------------------------------------------------------
-def _add_device_options(p: argparse.ArgumentParser) -> None:
+def _add_device_options(p: argparse.ArgumentParser, server_group: Any = None) -> None:
     from labkit.security_cli import server_uri
 
-    p.add_argument(
+    (server_group or p).add_argument(
         "--server",
         type=server_uri,
-        default=None,
+        required=server_group is None,
         metavar="coap[s]://HOST:PORT",
-        help="LwM2M server (required unless --bootstrap is given)",
+        help="LwM2M server",
     )
     p.add_argument("--firmware-version", default="1.0.0", help="initial /3/0/3 (default 1.0.0)")
     p.add_argument("--lifetime", type=positive_int, default=300, help="lt= in seconds (300)")
@@ -468,7 +468,8 @@ def _percent(text: str) -> float:
 
 
 def _configure_device(p: argparse.ArgumentParser) -> None:
-    _add_device_options(p)
+    server_group = p.add_mutually_exclusive_group(required=True)
+    _add_device_options(p, server_group)
     p.add_argument("--endpoint", required=True, metavar="EP", help="endpoint client name")
     p.add_argument(
         "--listen",
@@ -480,7 +481,7 @@ def _configure_device(p: argparse.ArgumentParser) -> None:
     from labkit.security_cli import add_device_security_options, server_uri
 
     add_device_security_options(p)
-    p.add_argument(
+    server_group.add_argument(
         "--bootstrap",
         type=server_uri,
         default=None,
@@ -539,9 +540,6 @@ async def _device(args: argparse.Namespace) -> int:
     from labkit.security_cli import device_security_kwargs
 
     host, port = args.listen
-    if (args.server is None) == (args.bootstrap is None):
-        fail("give --server or --bootstrap (one of them)")
-        return 2
     try:
         security = device_security_kwargs(args)
         if args.bootstrap is not None:
@@ -600,9 +598,6 @@ async def _fleet(args: argparse.Namespace) -> int:
     from labkit.client import SimulatedDevice
     from labkit.runtime import derive_seed, start_devices
 
-    if args.server is None:
-        fail("--server is required")
-        return 2
     width = max(4, len(str(args.count)))
     names = [f"{args.prefix}{i:0{width}d}" for i in range(1, args.count + 1)]
     devices = [
