@@ -343,6 +343,7 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
             self._session = dtls.Session(sockaddr[0], sockaddr[1])
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + transport.handshake_timeout
+        self.last_seen = loop.time()
         self._poller = loop.create_task(self._poll(), name="dtls-handshake")
 
     def start_client(self) -> None:
@@ -408,6 +409,7 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
             )
 
     def datagram(self, data: bytes) -> None:
+        self.last_seen = asyncio.get_running_loop().time()
         was_handshaking = self.state == "handshaking"
         epoch1_handshake = was_handshaking and any(
             ct == _CT_HANDSHAKE and ep == 1 for ct, ep, _ in _records(data)
@@ -632,8 +634,14 @@ class DtlsTransport(interfaces.MessageInterface, asyncio.DatagramProtocol):  # t
             del self._peers[peer.sockaddr]
 
     def _purge(self) -> None:
-        for peer in [p for p in self._peers.values() if p.state == "handshaking"][:64]:
-            peer._fail("evicted", "too many DTLS peers; the oldest handshakes were dropped")
+        """Make room: drop the 64 peers heard from longest ago (a handshake in progress is
+        reported as failed; an established session is closed with close_notify)."""
+        oldest = sorted(self._peers.values(), key=lambda p: p.last_seen)[:64]
+        for peer in oldest:
+            if peer.state == "handshaking":
+                peer._fail("evicted", "too many DTLS peers; the oldest were dropped")
+            else:
+                peer.shutdown()
 
     def _report(self, peer: DtlsPeer, ok: bool, reason: str, detail: str) -> None:
         ident = peer.identity.decode(errors="replace") if peer.identity else None
