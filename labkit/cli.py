@@ -378,7 +378,24 @@ async def _serve(args: argparse.Namespace) -> int:
                 except ValueError as exc:  # a file name the repository cannot serve
                     fail(f"--image {image}: {exc}")
                     return 2
-                say(f"image {name} {repository.coap_uri(name)} {repository.http_uri(name)}")
+                secure_uris = [
+                    uri(name)
+                    for port, uri in (
+                        (repository.coaps_port, repository.coaps_uri),
+                        (repository.https_port, repository.https_uri),
+                    )
+                    if port is not None
+                ]
+                say(
+                    " ".join(
+                        [
+                            f"image {name}",
+                            repository.coap_uri(name),
+                            repository.http_uri(name),
+                            *secure_uris,
+                        ]
+                    )
+                )
         if recorder is not None:
             say(f"recording to {args.record / recorder_run_id(recorder, args)}")
         await stop.wait()
