@@ -605,6 +605,15 @@ class DtlsTransport(interfaces.MessageInterface, asyncio.DatagramProtocol):  # t
         peer.start_client()
         return peer
 
+    def reset_client_sessions(self) -> int:
+        """Close the sessions this side opened, so the next request handshakes afresh (what
+        a device does after a request over a session went unanswered: the server may have
+        restarted and forgotten it). Returns how many were closed."""
+        peers = [p for p in self._peers.values() if p.role == "client"]
+        for peer in peers:
+            peer.shutdown()
+        return len(peers)
+
     async def shutdown(self) -> None:
         for peer in list(self._peers.values()):
             peer.shutdown()

@@ -903,6 +903,8 @@ class SimulatedDevice:
             self._update_failed()
 
     def _update_failed(self) -> None:
+        if self._dtls is not None:
+            self._dtls.reset_client_sessions()  # re-handshake next time (server restarted?)
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_ok >= self._wall(self.lifetime):
             self.registered = False  # the server has dropped us by now: Register next time
@@ -1203,6 +1205,8 @@ class SimulatedDevice:
                 resp = await self._register_once(min(self._request_wall(), remaining))
             except (TimeoutError, aiocoap.error.Error) as exc:
                 last = repr(exc)
+                if self._dtls is not None:
+                    self._dtls.reset_client_sessions()
             else:
                 if resp.code == Code.CREATED and resp.opt.location_path:
                     self._registered(tuple(resp.opt.location_path))

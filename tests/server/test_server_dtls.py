@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from labkit.dtls import PskEntry, PskStore, dtls_available
+from labkit.dtls import DtlsTransport, PskEntry, PskStore, dtls_available
 from labkit.events import Event
 from labkit.server import LwM2MServer
 from tests.server.labhelpers import eventually, run
@@ -148,3 +148,44 @@ def test_libcoap_reads_a_simulated_device_over_dtls_psk() -> None:
                 await asyncio.wait_for(dev.stop(), 10)
 
     assert run(scenario).strip() == b"1.0.0"
+
+
+def test_device_handshakes_again_when_the_server_lost_the_session() -> None:
+    """A server that crashed and came back knows no session: records of the old one are
+    dropped (RFC 6347 4.1.2.7). The device's Update goes unanswered, it closes its session,
+    and the next Update handshakes afresh."""
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+        server = LwM2MServer(psk_store=STORE, coaps_port=0, coap=False, on_event=events.append)
+        async with server:
+            assert server.coaps_uri is not None
+            dev = client.SimulatedDevice(
+                "sec-1", server.coaps_uri, psk_identity="sec-1-id", psk_key=KEY,
+                request_timeout=2, on_event=events.append,
+            )  # fmt: skip
+            await dev.start(timeout=10)
+            try:
+                await server.wait_for_registration("sec-1", timeout=10)
+                dtls = next(
+                    mi
+                    for ri in server._context.request_interfaces
+                    if isinstance(
+                        mi := getattr(
+                            getattr(ri, "token_interface", None), "message_interface", None
+                        ),
+                        DtlsTransport,
+                    )
+                )
+                dtls._peers.clear()  # the server forgets every session, silently
+                await dev.send_update()  # unanswered: dropped by the server
+                assert not any(e.kind == "reg_updated" and e.source == "device" for e in events)
+                await dev.send_update()  # a new handshake, then the Update
+            finally:
+                await asyncio.wait_for(dev.stop(), 10)
+        return events
+
+    events = run(scenario)
+    accepted = [e for e in events if e.kind == "security" and e.source == "server"]
+    assert [e.reason for e in accepted] == ["ok", "ok"]
+    assert any(e.kind == "reg_updated" and e.source == "server" for e in events)
