@@ -461,7 +461,7 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
             self._close(HandshakeError("close_notify", f"{self.hostinfo} closed the session"))
         elif level == _LEVEL_FATAL:
             reason = {51: "bad_key", 20: "bad_key", 115: "unknown_identity"}.get(code, name)
-            self._fail(reason, f"peer sent fatal alert {name} ({code})", remote=True)
+            self._fail(reason, f"peer sent fatal alert {name} ({code})")
         return 0
 
     async def _poll(self) -> None:
@@ -479,9 +479,7 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
             self._dtls.checkRetransmit()
 
     # ending ------------------------------------------------------------------------------
-    def _fail(
-        self, reason: str, detail: str, *, alert: int | None = None, remote: bool = False
-    ) -> None:
+    def _fail(self, reason: str, detail: str, *, alert: int | None = None) -> None:
         if self.state in ("failed", "closed"):
             return
         was_handshaking = self.state == "handshaking"
@@ -490,9 +488,9 @@ class DtlsPeer(interfaces.EndpointAddress):  # type: ignore[misc]
         self.state = "failed"
         if was_handshaking:
             self.transport._report(self, False, reason, detail)
-        self._close(HandshakeError(reason, f"DTLS with {self.hostinfo}: {detail}"), reset=True)
+        self._close(HandshakeError(reason, f"DTLS with {self.hostinfo}: {detail}"))
 
-    def _close(self, exc: Exception, *, reset: bool = False) -> None:
+    def _close(self, exc: Exception) -> None:
         if self.state not in ("failed",):
             self.state = "closed"
         self._poller.cancel()
