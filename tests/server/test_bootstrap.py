@@ -116,3 +116,30 @@ def test_bootstrap_with_a_wrong_key_ends_in_a_recorded_handshake_failure() -> No
     assert any(e.kind == "security" and e.source == "device" and e.reason == "bad_key"
                for e in events)  # fmt: skip
     assert not any(e.kind == "registered" for e in events)
+
+
+def test_a_wrong_bootstrap_key_is_refused_by_the_bootstrap_server() -> None:
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+        bss = BootstrapServer(
+            on_event=events.append, psk_store=PskStore([PskEntry("bs-3", b"bs-3-bs", BS_KEY)]),
+            coaps_port=0, coap=False, default=BootstrapConfig("coap://127.0.0.1:9"),
+        )  # fmt: skip
+        async with bss:
+            assert bss.coaps_uri is not None and bss.uri is None
+            dev = client.SimulatedDevice(
+                "bs-3", None, bootstrap_uri=bss.coaps_uri, psk_identity="bs-3-bs",
+                psk_key=b"wrong-bs-key-001", on_event=events.append, request_timeout=2,
+            )  # fmt: skip
+            try:
+                with pytest.raises(TimeoutError):
+                    await dev.start(timeout=4)
+            finally:
+                await asyncio.wait_for(dev.stop(), 10)
+            assert "bs-3" not in bss.status
+        return events
+
+    events = run(scenario)
+    refused = [e for e in events if e.kind == "security" and e.source == "bootstrap"]
+    assert refused and {e.reason for e in refused} == {"bad_key"}
+    assert not [e for e in events if e.kind == "bootstrap" and e.source == "bootstrap"]
