@@ -132,3 +132,40 @@ def test_psk_entries_parse_and_never_show_the_key() -> None:
     store = PskStore([entry])
     with pytest.raises(ValueError, match="already belongs"):
         store.add(PskEntry("other", b"dev-7-id", b"k"))
+
+
+def test_garbage_and_truncated_handshakes_do_not_stop_the_server() -> None:
+    import random
+    import socket
+
+    async def main() -> tuple[bytes, list[HandshakeReport]]:
+        reports: list[HandshakeReport] = []
+        store = PskStore([PskEntry("dev-1", b"dev-1-id", KEY)])
+        ctx, dtls = await open_context(
+            _site(), coap=None, coaps=("127.0.0.1", 0), psk_store=store,
+            on_security=reports.append, handshake_timeout=0.5,
+        )  # fmt: skip
+        assert dtls is not None
+        port = dtls.local_address[1]
+        rng = random.Random(1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for n in range(300):
+                head = bytes([22, 0xFE, 0xFD, 0, 0]) + bytes(6) + rng.randbytes(2) + b"\x01"
+                junk = rng.randbytes(rng.randrange(0, 200))
+                s.sendto(head + junk if n % 2 else rng.randbytes(rng.randrange(1, 300)),
+                         ("127.0.0.1", port))  # fmt: skip
+        client = aiocoap.Context(loop=asyncio.get_running_loop())
+        try:
+            await add_dtls_transport(client, client_psk=(b"dev-1-id", KEY))
+            uri = f"coaps://127.0.0.1:{port}/hello"
+            resp = await asyncio.wait_for(
+                client.request(aiocoap.Message(code=aiocoap.GET, uri=uri)).response, 10
+            )
+        finally:
+            await client.shutdown()
+            await ctx.shutdown()
+        return bytes(resp.payload), reports
+
+    payload, reports = asyncio.run(main())
+    assert payload.startswith(b"hello dev-1-id")
+    assert [r.identity for r in reports if r.ok] == ["dev-1-id"]
