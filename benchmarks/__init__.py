@@ -20,6 +20,7 @@ __all__ = ["MODULES", "load"]
 MODULES = (
     "benchmarks.bench_transfer",
     "benchmarks.bench_libcoap",
+    "benchmarks.bench_dtls",
     "benchmarks.bench_campaign",
     "benchmarks.bench_memory",
     "benchmarks.bench_timescale",

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.cliutil import coap_uri, host_port, positive_int
+from labkit.cliutil import coap_uri, host_port, positive_int  # noqa: F401 (re-exported)
 
 __all__ = ["COMMANDS", "Command", "build_parser", "command", "main"]
 
@@ -169,13 +169,31 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 # -- labkit serve -------------------------------------------------------------------------
 def _configure_serve(p: argparse.ArgumentParser) -> None:
+    from labkit.security_cli import add_psk_options, listen_address
+
     p.add_argument(
         "--listen",
-        type=host_port,
-        default=host_port(DEFAULT_SERVE_LISTEN),
-        metavar="HOST:PORT",
-        help=f"CoAP address of the LwM2M server (default {DEFAULT_SERVE_LISTEN})",
+        type=listen_address,
+        default=listen_address(DEFAULT_SERVE_LISTEN),
+        metavar="[coap[s]://]HOST:PORT",
+        help=f"address of the LwM2M server (default {DEFAULT_SERVE_LISTEN}); coaps:// = DTLS-PSK",
     )
+    p.add_argument(
+        "--listen-coaps",
+        type=host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="also listen for coaps:// (DTLS-PSK) here, beside --listen coap://",
+    )
+    add_psk_options(p)
+    p.add_argument(
+        "--repo-coaps", type=host_port, default=None, metavar="HOST:PORT",
+        help="also serve the repository over coaps:// (the --psk keys) here",
+    )  # fmt: skip
+    p.add_argument(
+        "--repo-https", type=host_port, default=None, metavar="HOST:PORT",
+        help="also serve the repository over https:// (lab certificate in data/keys) here",
+    )  # fmt: skip
     p.add_argument(
         "--repo-coap",
         type=host_port,
@@ -208,7 +226,17 @@ def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
 
     Raises :class:`ValueError` for option combinations it cannot honour.
     """
-    if args.repo_coap is None and args.repo_http is None and not args.image:
+    secure = getattr(args, "repo_coaps", None), getattr(args, "repo_https", None)
+    if (
+        args.repo_coap is None
+        and args.repo_http is None
+        and not args.image
+        and secure
+        == (
+            None,
+            None,
+        )
+    ):
         return None
     hosts = {hp[0] for hp in (args.repo_coap, args.repo_http) if hp is not None}
     if len(hosts) > 1:
@@ -224,6 +252,9 @@ def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
         coap_port=args.repo_coap[1] if args.repo_coap else 0,
         http_port=args.repo_http[1] if args.repo_http else 0,
         on_event=on_event,
+        psk_store=getattr(args, "psk_store", None),
+        coaps_port=secure[0][1] if secure[0] else None,
+        https_port=secure[1][1] if secure[1] else None,
     )
 
 
@@ -256,14 +287,27 @@ async def _serve(args: argparse.Namespace) -> int:
         )
     sink = recorder if recorder is not None else discard
     try:
+        from labkit.security_cli import psk_store_from_args
+
+        args.psk_store = psk_store_from_args(args)
         repository = _repository_for(args, sink)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
         if recorder is not None:
             recorder.close()
         return 2
     host, port = args.listen
-    server = LwM2MServer(host=host, port=port, on_event=sink, request_timeout=args.request_timeout)
+    secure = getattr(args.listen, "scheme", "coap") == "coaps"
+    coaps_port = port if secure else (args.listen_coaps[1] if args.listen_coaps else None)
+    server = LwM2MServer(
+        host=host,
+        port=0 if secure else port,
+        on_event=sink,
+        request_timeout=args.request_timeout,
+        psk_store=args.psk_store,
+        coaps_port=coaps_port,
+        coap=not secure,
+    )
     server.add_listener(lambda kind, reg: say(registration_line(kind, reg)))
     stop = StopSignal()
     started: list[Any] = []
@@ -277,11 +321,19 @@ async def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             fail(f"cannot listen: {exc}")
             return 1
-        say(f"listening on {server.uri}")
+        say(f"listening on {' '.join(server.uris)}")
         if repository is not None:
             say(
                 f"repository coap://{_hp(repository.host, repository.coap_port)} "
                 f"http://{_hp(repository.host, repository.http_port)}"
+                + "".join(
+                    f" {scheme}://{_hp(repository.host, p)}"
+                    for scheme, p in (
+                        ("coaps", repository.coaps_port),
+                        ("https", repository.https_port),
+                    )
+                    if p is not None
+                )
             )
             for image in args.image:
                 try:
@@ -289,7 +341,24 @@ async def _serve(args: argparse.Namespace) -> int:
                 except ValueError as exc:  # a file name the repository cannot serve
                     fail(f"--image {image}: {exc}")
                     return 2
-                say(f"image {name} {repository.coap_uri(name)} {repository.http_uri(name)}")
+                secure_uris = [
+                    uri(name)
+                    for port, uri in (
+                        (repository.coaps_port, repository.coaps_uri),
+                        (repository.https_port, repository.https_uri),
+                    )
+                    if port is not None
+                ]
+                say(
+                    " ".join(
+                        [
+                            f"image {name}",
+                            repository.coap_uri(name),
+                            repository.http_uri(name),
+                            *secure_uris,
+                        ]
+                    )
+                )
         if recorder is not None:
             say(f"recording to {args.record / recorder_run_id(recorder, args)}")
         await stop.wait()
@@ -318,9 +387,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 # -- labkit device ------------------------------------------------------------------------
-def _add_device_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--server", type=coap_uri, required=True, metavar="coap://HOST:PORT", help="LwM2M server"
+def _add_device_options(p: argparse.ArgumentParser, server_group: Any = None) -> None:
+    from labkit.security_cli import server_uri
+
+    (server_group or p).add_argument(
+        "--server",
+        type=server_uri,
+        required=server_group is None,
+        metavar="coap[s]://HOST:PORT",
+        help="LwM2M server",
     )
     p.add_argument("--firmware-version", default="1.0.0", help="initial /3/0/3 (default 1.0.0)")
     p.add_argument("--lifetime", type=positive_int, default=300, help="lt= in seconds (300)")
@@ -373,7 +448,8 @@ def _percent(text: str) -> float:
 
 
 def _configure_device(p: argparse.ArgumentParser) -> None:
-    _add_device_options(p)
+    server_group = p.add_mutually_exclusive_group(required=True)
+    _add_device_options(p, server_group)
     p.add_argument("--endpoint", required=True, metavar="EP", help="endpoint client name")
     p.add_argument(
         "--listen",
@@ -381,6 +457,16 @@ def _configure_device(p: argparse.ArgumentParser) -> None:
         default=("127.0.0.1", 0),
         metavar="HOST:PORT",
         help="the device's own CoAP address (default 127.0.0.1, ephemeral port)",
+    )
+    from labkit.security_cli import add_device_security_options, server_uri
+
+    add_device_security_options(p)
+    server_group.add_argument(
+        "--bootstrap",
+        type=server_uri,
+        default=None,
+        metavar="coap[s]://HOST:PORT",
+        help="start from this LwM2M Bootstrap server instead of --server",
     )
 
 
@@ -431,27 +517,37 @@ async def _device(args: argparse.Namespace) -> int:
         if line is not None:
             say(line)
 
+    from labkit.security_cli import device_security_kwargs
+
     host, port = args.listen
-    device = SimulatedDevice(
-        args.endpoint,
-        args.server,
-        host=host,
-        port=port,
-        seed=args.seed,
-        on_event=on_event,
-        **_device_kwargs(args, args.endpoint),
-    )
+    try:
+        security = device_security_kwargs(args)
+        if args.bootstrap is not None:
+            security["bootstrap_uri"] = args.bootstrap
+        device = SimulatedDevice(
+            args.endpoint,
+            args.server,
+            host=host,
+            port=port,
+            seed=args.seed,
+            on_event=on_event,
+            **_device_kwargs(args, args.endpoint),
+            **security,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return 2
     stop = StopSignal()
     try:
         await device.start(timeout=args.timeout)
     except (TimeoutError, OSError) as exc:
         stop.close()
-        fail(f"{args.endpoint} could not register to {args.server}: {exc!r}")
+        fail(f"{args.endpoint} could not register to {args.server or args.bootstrap}: {exc!r}")
         await device.stop(deregister=False, timeout=2)
         return 3 if isinstance(exc, TimeoutError) else 1
     registered_once = True
     say(
-        f"registered {args.endpoint} to {args.server} from {host}:{device.port} "
+        f"registered {args.endpoint} to {device.server_uri} from {host}:{device.port} "
         f"lt={args.lifetime} fw={args.firmware_version}"
     )
     try:
@@ -537,6 +633,22 @@ def cmd_fota(args: argparse.Namespace) -> int:
     from labkit.fota.cli import run_fota
 
     return run_fota(args)
+
+
+# -- labkit bootstrap (labkit/security_cli.py) ------------------------------------------------
+def _configure_bootstrap(p: argparse.ArgumentParser) -> None:
+    from labkit.security_cli import configure_bootstrap
+
+    configure_bootstrap(p)
+
+
+@command(
+    "bootstrap", help="run an LwM2M Bootstrap server until Ctrl-C", configure=_configure_bootstrap
+)
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from labkit.security_cli import run_bootstrap
+
+    return run_bootstrap(args)
 
 
 # -- labkit import-pcap (labkit/record/capture_cli.py) -------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Which part of the lab observed the event.
-SOURCES = ("server", "device", "repo", "policy", "campaign", "import", "lab")
+SOURCES = ("server", "device", "repo", "policy", "campaign", "import", "lab", "bootstrap")
 
 #: What happened. Producers must use one of these names.
 KINDS = (
@@ -39,6 +39,8 @@ KINDS = (
     "fault",  # a fault was injected or struck
     "error",  # bad input answered with a 4.xx, or a failure of the lab itself
     "note",  # free text
+    "security",  # a DTLS handshake succeeded or failed (``reason``: ok, unknown_identity, ...)
+    "bootstrap",  # an LwM2M Bootstrap exchange (``method``: the operation, ``path``)
 )
 
 

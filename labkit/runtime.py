@@ -219,6 +219,10 @@ class _Core:
     repository: Any = None
     recorder: Any = None
     devices: dict[str, Any] = field(default_factory=dict)
+    security: str = "nosec"  # "psk": the server also listens on coaps:// (issue 15)
+    bootstrap: bool = False  # devices start from the lab's LwM2M Bootstrap server
+    bootstrap_server: Any = None
+    psk_store: Any = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     started: bool = False
     closed: bool = False
@@ -315,15 +319,39 @@ class _Core:
         self.sink.recorder = self.recorder
         from labkit.server import LwM2MServer
 
+        secure: dict[str, Any] = {}
+        if self.security == "psk" or self.bootstrap:
+            from labkit.dtls import PskStore
+
+            self.psk_store = PskStore()
+        if self.security == "psk":
+            secure = {"psk_store": self.psk_store, "coaps_port": 0}
         server = LwM2MServer(
             host=self.host,
             port=self.port,
             on_event=self.sink,
             clock=self.clock,
             request_timeout=self.request_timeout,
+            **secure,
         )
         await asyncio.wait_for(server.start(), self.request_timeout)
         self.server = server
+        if self.bootstrap:
+            from labkit.dtls import PskStore
+            from labkit.server.bootstrap import BootstrapConfig, BootstrapServer
+
+            default = None if self.security == "psk" else BootstrapConfig(server.uri)
+            bss = BootstrapServer(
+                host=self.host,
+                coaps_port=0,
+                psk_store=PskStore(),
+                default=default,
+                on_event=self.sink,
+                clock=self.clock,
+                request_timeout=self.request_timeout,
+            )
+            await asyncio.wait_for(bss.start(), self.request_timeout)
+            self.bootstrap_server = bss
 
     async def _astart_repository(self) -> Any:
         if self.repository is None:
@@ -341,6 +369,8 @@ class _Core:
             "port": self.port,
             "seed": self.seed,
             "request_timeout": self.request_timeout,
+            "security": self.security,
+            "bootstrap": self.bootstrap,
         }
         if self.virtual_loop is not None:
             from labkit.virtual.loop import epoch_iso
@@ -407,7 +437,8 @@ class _Core:
                 *(_bounded(d.stop(deregister=True, timeout=5), CLOSE_TIMEOUT) for d in devices),
                 return_exceptions=True,
             )
-        stopping = [s.stop() for s in (self.server, self.repository) if s is not None]
+        parts = (self.server, self.repository, self.bootstrap_server)
+        stopping = [s.stop() for s in parts if s is not None]
         if stopping:
             await asyncio.gather(
                 *(_bounded(stop, CLOSE_TIMEOUT) for stop in stopping), return_exceptions=True
@@ -823,6 +854,16 @@ class Lab:
     epoch
         Virtual runs only: simulated Unix time at which the run starts (default
         :data:`labkit.virtual.DEFAULT_EPOCH`, 2025-01-01T00:00:00Z).
+    security
+        ``"nosec"`` (plain CoAP) or ``"psk"``: the server also listens on ``coaps://``
+        (DTLS-PSK, :mod:`labkit.dtls`) and every device the lab creates gets its own identity
+        and key (seeded) and registers over DTLS. Passing ``psk_key=`` to :meth:`add_device`
+        gives that device a different key than the server holds: its handshake fails on
+        purpose, and a ``security`` event says why.
+    bootstrap
+        Start an LwM2M Bootstrap server (:mod:`labkit.server.bootstrap`, on ``coaps://``) and
+        give the devices only its URI and a bootstrap PSK: each bootstraps, then registers to
+        the lab's server (over DTLS with ``security="psk"``).
 
     The lab starts on :meth:`start`, on entering a ``with`` block, or implicitly on first use.
     """
@@ -838,7 +879,16 @@ class Lab:
         run_id: str | None = None,
         clock: Callable[[], float] | str = time.time,
         epoch: float | None = None,
+        security: str = "nosec",
+        bootstrap: bool = False,
     ) -> None:
+        if security not in ("nosec", "psk"):
+            raise ValueError(f"security must be 'nosec' or 'psk', not {security!r}")
+        if clock == "virtual" and (security != "nosec" or bootstrap):
+            raise ValueError(
+                "DTLS (security='psk') and bootstrap=True need real sockets: use a scaled or "
+                "wall clock; the virtual network carries plain CoAP only"
+            )
         virtual_loop = None
         if isinstance(clock, str):
             if clock != "virtual":
@@ -860,6 +910,8 @@ class Lab:
             request_timeout=request_timeout,
             clock=clock,
             virtual_loop=virtual_loop,
+            security=security,
+            bootstrap=bootstrap,
         )
         self._next_index = itertools.count(1)
         self._finalizer = weakref.finalize(self, self._core.close)
@@ -913,6 +965,12 @@ class Lab:
     def server_uri(self) -> str:
         """``coap://127.0.0.1:<port>``: what devices register to."""
         return str(self.server.uri)
+
+    @property
+    def bootstrap_server(self) -> Any:
+        """The :class:`~labkit.server.bootstrap.BootstrapServer` of ``Lab(bootstrap=True)``."""
+        self._ensure_started()
+        return self._core.bootstrap_server
 
     @property
     def repository(self) -> Any:
@@ -1066,7 +1124,44 @@ class Lab:
             options["time_scale"] = float(scale)
         options.update(kwargs)
         server_uri = options.pop("server_uri", None) or self.server_uri
+        core = self._core
+        if core.security == "psk" or core.bootstrap:
+            server_uri = self._secure_device_options(endpoint, server_uri, options)
         return SimulatedDevice(endpoint, server_uri, **options)
+
+    def _secure_device_options(
+        self, endpoint: str, server_uri: str, options: dict[str, Any]
+    ) -> Any:
+        """Keys for a device of a ``security="psk"`` or ``bootstrap=True`` lab (loop thread)."""
+        import random
+
+        from labkit.dtls import PskEntry
+
+        core = self._core
+        rng = random.Random(derive_seed(core.seed, endpoint + "/psk"))
+        dm_key, bs_key = rng.randbytes(16), rng.randbytes(16)
+        dm_identity = f"{endpoint}-id".encode()
+        wanted_key = options.pop("psk_key", None)
+        if core.security == "psk":
+            core.psk_store.add(PskEntry(endpoint, dm_identity, dm_key))
+            server_uri = core.server.coaps_uri
+        if not core.bootstrap:
+            if core.security == "psk":
+                options["psk_identity"] = options.get("psk_identity", dm_identity)
+                options["psk_key"] = wanted_key if wanted_key is not None else dm_key
+            return server_uri
+        from labkit.server.bootstrap import BootstrapConfig
+
+        bss = core.bootstrap_server
+        if core.security == "psk":
+            bss.configs[endpoint] = BootstrapConfig(
+                server_uri, dm_identity, wanted_key if wanted_key is not None else dm_key
+            )
+        bs_identity = f"{endpoint}-bs".encode()
+        bss.psk_store.add(PskEntry(endpoint, bs_identity, bs_key))
+        options["bootstrap_uri"] = bss.coaps_uri
+        options["psk_identity"], options["psk_key"] = bs_identity, bs_key
+        return None
 
     def add_device(
         self, endpoint: str | None = None, *, timeout: float = 10.0, **device_kwargs: Any

@@ -218,7 +218,73 @@ run
 ax = plot_state_timeline(run.events, "board-2")
 
 # %% [markdown]
-# ## 4 · What to check on a real device
+# ## 4 · Security modes: pre-shared keys, a failed handshake, a bootstrap
+#
+# A board as it ships does not talk plain CoAP: its Security object `/0` says how to reach the
+# server. Resource `/0/x/2`, the **Security Mode**, takes these values (the lab does 0 and 3):
+
+# %%
+from labkit.course import l09_security as course_security
+
+for mode, meaning in course_security.SECURITY_MODES.items():
+    print(f"/0/x/2 = {mode}: {meaning}")
+
+# %% [markdown]
+# In PSK mode `/0/x/3` holds the **identity** and `/0/x/5` the **key**, and the client opens a
+# DTLS 1.2 session (cipher suite `TLS_PSK_WITH_AES_128_CCM_8`) to a `coaps://` URI (port 5684)
+# before its Register. The server holds a table endpoint → (identity, key). For a real board:
+#
+# ```sh
+# labkit serve --listen coaps://0.0.0.0:5684 --psk EP:IDENTITY:HEXKEY      # or --psk-file keys.txt
+# labkit fota  --listen coaps://0.0.0.0:5684 --psk EP:IDENTITY:HEXKEY --endpoint EP ...
+# ```
+#
+# and on a Zephyr board `CONFIG_LWM2M_DTLS_SUPPORT=y` with the same identity and key (the
+# stand-in: `labkit device --server coaps://... --psk-identity IDENTITY --psk-key HEXKEY`).
+# `Lab(security="psk")` does the same in a notebook and gives every device its own key. One
+# device gets a **wrong key on purpose**:
+
+# %%
+secure_lab = Lab(security="psk")
+good = secure_lab.add_device("psk-good")
+print("psk-good runs firmware", good.read("/3/0/3"), "over", secure_lab.server.coaps_uri)
+try:
+    secure_lab.add_device("psk-wrong", psk_key=b"a-guessed-key-00", timeout=3, request_timeout=2)
+except TimeoutError as exc:
+    print("psk-wrong did not register:", exc)
+course_security.handshake_table(secure_lab.events())[["source", "device", "outcome", "reason"]]
+
+# %% [markdown]
+# The server never saw a Register from `psk-wrong`: its handshake failed first. The `reason`
+# says why. With `bad_key` the identity was known but the client's *Finished* message, which
+# is encrypted with a key derived from the PSK, did not decrypt; the server answered with a
+# `decrypt_error` alert, so the device knows too (its own `security` row). An unknown identity
+# gives `unknown_identity`. The key itself is in no event and no log line.
+
+# %%
+secure_lab.close()
+
+# %% [markdown]
+# **Bootstrap.** Real fleets are often flashed with one thing only: the address and key of a
+# *Bootstrap server*. The device asks it for its configuration (`POST /bs?ep=`); the Bootstrap
+# server looks at what the device has (Discover), deletes the old accounts (Delete), writes
+# the management server's account into `/0` — URI, Security Mode, identity, key — and a `/1`
+# Server instance (Write), and ends with Finish. Then the device registers where it was told.
+# `Lab(bootstrap=True)` runs one (`labkit bootstrap --listen coaps://... --server-uri
+# coaps://... --psk ...` from a terminal). The sequence, drawn from the event table:
+
+# %%
+bs_lab = Lab(security="psk", bootstrap=True)
+bs_lab.add_device("bs-1", timeout=15)
+bs_events = bs_lab.events()
+course_security.plot_bootstrap(bs_events, "bs-1")
+course_security.bootstrap_sequence(bs_events, "bs-1")[["t_ms", "source", "method", "path", "code"]]
+
+# %%
+bs_lab.close()
+
+# %% [markdown]
+# ## 5 · What to check on a real device
 #
 # - **It registers from where you expect.** `lab.registrations()` shows its address; every
 #   request goes back to that address and port, from the server's own socket (a client such

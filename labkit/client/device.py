@@ -45,6 +45,14 @@ Choices a lab user may want to know:
   time axis). The ``timeout=`` of :meth:`SimulatedDevice.start`, :meth:`~SimulatedDevice.stop`
   and :meth:`~SimulatedDevice.reboot` are the caller's wall-clock bounds and are not scaled.
 * Queue mode (``b=UQ`` / ``Q``) is announced but not simulated: the device stays reachable.
+* Security (:mod:`labkit.dtls`): with ``psk_identity``/``psk_key`` the /0 instance carries
+  Security Mode 0 (PSK), the identity (/0/0/3) and the key (/0/0/5), and the device opens a
+  second socket for ``coaps://``: it Registers to a ``coaps://`` server over DTLS-PSK (the
+  server's requests come back over that session), PULLs ``coaps://`` Package URIs, and
+  accepts DTLS sessions with its own identity (e.g. ``coap-client-openssl`` reading it).
+  Every handshake is a ``security`` event; a failed one makes Register fail and retry with
+  back-off, never hang. ``https://`` downloads trust ``tls_trust`` (default: the lab
+  certificate, :mod:`labkit.tls`).
 
 Nothing here reads the global random generator: the device holds ``random.Random(seed)``.
 """
@@ -52,6 +60,7 @@ Nothing here reads the global random generator: the device holds ``random.Random
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import random
@@ -316,9 +325,11 @@ class SimulatedDevice:
     __slots__ = (
         "_base_protocols",
         "_binding_changed",
+        "_bs",
         "_clock",
         "_ctx",
         "_dirty",
+        "_dtls",
         "_failures",
         "_firmware",
         "_held",
@@ -338,6 +349,7 @@ class SimulatedDevice:
         "_update_query_lt",
         "battery",
         "bootloader",
+        "bootstrap_uri",
         "download_retries",
         "endpoint",
         "fault_timing",
@@ -358,6 +370,7 @@ class SimulatedDevice:
         "storage",
         "store",
         "time_scale",
+        "tls_trust",
         "user_defers",
         "want_port",
     )
@@ -394,12 +407,31 @@ class SimulatedDevice:
         download_retries: int = 3,
         retry_delay: float = 0.5,
         push_idle_timeout: float = 60.0,
+        psk_identity: str | bytes | None = None,
+        psk_key: bytes | None = None,
+        tls_trust: str | FsPath | None = None,
+        bootstrap_uri: str | None = None,
     ) -> None:
-        split = urlsplit(server_uri)
-        if split.scheme != "coap" or not split.hostname:
-            raise ValueError(f"server_uri must be coap://host[:port], got {server_uri!r}")
+        first = server_uri if server_uri else bootstrap_uri
+        split = urlsplit(first or "")
+        if split.scheme not in ("coap", "coaps") or not split.hostname:
+            raise ValueError(
+                f"server_uri (or bootstrap_uri) must be coap[s]://host[:port], got {first!r}"
+            )
+        if server_uri and bootstrap_uri:
+            raise ValueError("give server_uri or bootstrap_uri (bootstrap writes the server)")
+        if isinstance(psk_identity, str):
+            psk_identity = psk_identity.encode()
+        if (psk_identity is None) != (psk_key is None):
+            raise ValueError("psk_identity and psk_key go together")
+        if split.scheme == "coaps" and psk_identity is None:
+            raise ValueError("a coaps:// server needs psk_identity and psk_key")
+        self._dtls: Any = None
+        self._bs: Any = None
+        self.tls_trust = tls_trust
         self.endpoint = endpoint
-        self.server_uri = server_uri.rstrip("/")
+        self.bootstrap_uri = bootstrap_uri.rstrip("/") if bootstrap_uri else None
+        self.server_uri: str | None = server_uri.rstrip("/") if server_uri else None
         self.lifetime = int(lifetime)
         self.host = host
         self.want_port = port
@@ -451,6 +483,10 @@ class SimulatedDevice:
         register_query(endpoint, self.lifetime, lwm2m_version, self._binding(), queue_mode)
         if protocols is None:  # what the device can really download with (res 8)
             protocols = (ProtocolSupport.COAP, ProtocolSupport.HTTP)
+            if psk_identity is not None:  # listed only when configured
+                protocols += (ProtocolSupport.COAPS,)
+            if tls_trust is not None:
+                protocols += (ProtocolSupport.HTTPS,)
         protocols = tuple(ProtocolSupport(p) for p in protocols)
         self._base_protocols = protocols  # what clear_fault("no-http") gives back
         if "no-http" in self.faults:
@@ -466,6 +502,10 @@ class SimulatedDevice:
             max_defer_period=max_defer_period,
         )
         self.store = self._build_store(firmware_version, machine)
+        if psk_identity is not None and psk_key is not None:
+            self.store.set("/0/0/2", 0)  # Security Mode: Pre-Shared Key
+            self.store.set("/0/0/3", bytes(psk_identity))
+            self.store.set("/0/0/5", bytes(psk_key))
         level = self.store.get("/3/0/9") if battery is None else battery
         self.battery = Battery(float(level), seed)  # type: ignore[arg-type]
         self.store.set("/3/0/9", self.battery.percent)
@@ -473,6 +513,11 @@ class SimulatedDevice:
         self._firmware.sync()
 
     # -- the object model ------------------------------------------------------------------
+    @property
+    def dtls_port(self) -> int | None:
+        """The local port of the device's ``coaps://`` socket (None without PSK)."""
+        return None if self._dtls is None else int(self._dtls.local_address[1])
+
     def _binding(self) -> str:
         return "UQ" if self.queue_mode else "U"
 
@@ -484,8 +529,8 @@ class SimulatedDevice:
             0,
             0,
             {
-                0: self.server_uri,
-                1: False,
+                0: self.server_uri or self.bootstrap_uri,
+                1: self.server_uri is None,  # the Bootstrap-Server account
                 2: 3,
                 3: b"",
                 4: b"",
@@ -801,7 +846,7 @@ class SimulatedDevice:
         ]
         body = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
             for k, v in rows
         )
         return f"<table><caption>Simulated device</caption>{body}</table>"
@@ -889,6 +934,8 @@ class SimulatedDevice:
             self._update_failed()
 
     def _update_failed(self) -> None:
+        if self._dtls is not None:
+            self._dtls.reset_client_sessions()  # re-handshake next time (server restarted?)
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_ok >= self._wall(self.lifetime):
             self.registered = False  # the server has dropped us by now: Register next time
@@ -912,11 +959,173 @@ class SimulatedDevice:
             open_udp_context(self._site, self.host, self.want_port, loggername="coap-device"),
             max(timeout, _LOCAL_WALL_S),
         )
+        self._dtls = None
+        await self._open_dtls()
+        if self.server_uri is None:
+            await self._bootstrap(max(0.0, deadline - loop.time()))
         try:
             await self._register_with_retry(max(0.0, deadline - loop.time()))
         finally:
             if todo == "pull" and self._ctx is not None and self.fw.state is State.DOWNLOADING:
                 self._firmware.resume_pull()
+
+    def psk(self, *, bootstrap: bool = False) -> tuple[bytes, bytes] | None:
+        """(identity, key) of the management (or bootstrap) account of /0 in PSK mode."""
+        from labkit.client.bootstrap import accounts
+
+        bs, servers = accounts(self.store)
+        account = bs if bootstrap else (servers[0] if servers else None)
+        if account is None or account.mode != 0 or not account.identity or not account.key:
+            return None
+        return account.identity, account.key
+
+    async def _open_dtls(self) -> None:
+        """Add the ``coaps://`` socket to the device's context when /0 has a PSK account, or
+        give the one already open the keys /0 holds now (after a bootstrap)."""
+        from labkit.dtls import PskEntry, PskStore, add_dtls_transport
+
+        psk, bs_psk = self.psk(), self.psk(bootstrap=True)
+        own = psk or bs_psk
+        if own is None or self._ctx is None:
+            return
+        store = PskStore([PskEntry(self.endpoint, own[0], own[1])])
+        if self._dtls is None:
+            self._dtls = await add_dtls_transport(
+                self._ctx,
+                self.host,
+                0,
+                psk_store=store,
+                client_psk=psk,
+                on_security=self._security,
+                handshake_timeout=self._request_wall(),
+            )
+        else:
+            self._dtls.psk_store, self._dtls.client_psk = store, psk
+        if bs_psk is not None and self.bootstrap_uri is not None:
+            split = urlsplit(self.bootstrap_uri)
+            bs_host = (split.hostname or "").strip("[]")
+            self._dtls.client_keys[(bs_host, split.port or 5684)] = bs_psk
+
+    # -- bootstrap (labkit.client.bootstrap decides; this sends and receives) -----------------
+    async def _bootstrap(self, timeout: float) -> None:
+        """Client-Initiated Bootstrap: POST /bs?ep=, serve the server's Bootstrap operations
+        until Bootstrap-Finish, then take the management server from /0 and /1."""
+        from labkit.client.bootstrap import accounts
+
+        assert self.bootstrap_uri is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._bs = loop.create_future()
+        attempt = 0
+        try:
+            while True:
+                msg = aiocoap.Message(code=aiocoap.POST, uri=self.bootstrap_uri + "/bs")
+                msg.opt.uri_query = [f"ep={self.endpoint}"]
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self.emit("error", method="Bootstrap-Request", detail="bootstrap timed out")
+                    raise TimeoutError(f"{self.endpoint}: bootstrap did not finish")
+                try:
+                    resp = await self._send(msg, min(self._request_wall(), remaining))
+                except (TimeoutError, aiocoap.error.Error) as exc:
+                    self.emit("bootstrap", method="Bootstrap-Request", path="/bs",
+                              detail=f"no answer: {exc!r}")  # fmt: skip
+                else:
+                    self.emit("bootstrap", method="Bootstrap-Request", path="/bs",
+                              code=resp.code.dotted)  # fmt: skip
+                    if resp.code == Code.CHANGED:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                asyncio.shield(self._bs), max(0.0, deadline - loop.time())
+                            )
+                        if self._bs.done():
+                            break
+                        continue
+                delay = self._wall(self._retry_delay(attempt))
+                attempt += 1
+                await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+        finally:
+            self._bs = None
+        _, servers = accounts(self.store)
+        account = servers[0]
+        self.server_uri = account.uri.rstrip("/")
+        for iid in self.store.instances(1):
+            with contextlib.suppress(KeyError):
+                if self.store.get(Path.of(1, iid, 0)) == account.ssid:
+                    self.lifetime = int(self.store.get(Path.of(1, iid, 1)))  # type: ignore[call-overload,arg-type]
+        await self._open_dtls()
+
+    def _from_bootstrap_server(self, request: aiocoap.Message) -> bool:
+        if self._bs is None or self.bootstrap_uri is None:
+            return False
+        split = urlsplit(self.bootstrap_uri)
+        port = split.port or (5684 if split.scheme == "coaps" else 5683)
+        try:
+            remote = urlsplit(str(request.remote.uri_base))
+        except Exception:
+            return False
+        return (
+            remote.scheme == split.scheme
+            and (remote.hostname or "") == (split.hostname or "")
+            and (remote.port or port) == port
+        )
+
+    def _bootstrap_request(self, request: aiocoap.Message) -> aiocoap.Message:
+        """One Bootstrap operation from the bootstrap server (Discover, Delete, Write, Finish)."""
+        from labkit.client import bootstrap as bs
+
+        segments = list(request.opt.uri_path)
+        text = "/" + "/".join(segments)
+        operation = "?"
+        try:
+            if segments == ["bs"] and request.code == Code.POST:
+                operation = "Bootstrap-Finish"
+                problem = bs.finish_check(self.store)
+                if problem is not None:
+                    raise OperationError(problem, coap_code="4.06")
+                if self._bs is not None and not self._bs.done():
+                    self._bs.set_result(None)
+                response = aiocoap.Message(code=Code.CHANGED)
+            else:
+                path = Path.from_segments(segments)
+                if request.code == Code.GET:
+                    operation = "Bootstrap-Discover"
+                    links = bs.bootstrap_discover(self.store, path, self.lwm2m_version)
+                    response = aiocoap.Message(
+                        code=Code.CONTENT,
+                        payload=format_links(links).encode(),
+                        content_format=int(ContentFormat.LINK_FORMAT),
+                    )
+                elif request.code == Code.DELETE:
+                    operation = "Bootstrap-Delete"
+                    bs.bootstrap_delete(self.store, path)
+                    response = aiocoap.Message(code=Code.DELETED)
+                elif request.code == Code.PUT:
+                    operation = "Bootstrap-Write"
+                    bs.bootstrap_write(self.store, path, self._decode(request, path))
+                    response = aiocoap.Message(code=Code.CHANGED)
+                else:
+                    raise OperationError.not_allowed(f"{request.code} during bootstrap")
+        except (Lwm2mError, PathError) as exc:
+            code = getattr(exc, "coap_code", "4.00")
+            self.emit("bootstrap", method=operation, path=text, code=code, detail=str(exc))
+            return self._refuse(code, str(exc))
+        self.emit("bootstrap", method=operation, path=text, code=response.code.dotted)
+        return response
+
+    def _security(self, report: Any) -> None:
+        from labkit.dtls import security_event_fields
+
+        fields = security_event_fields(report)
+        fields.pop("kind")
+        fields.pop("device")
+        self.emit("security", **fields)
+
+    def tls_context(self) -> Any:
+        """The TLS client context of ``https://`` downloads (trusting ``tls_trust``)."""
+        from labkit.tls import client_context
+
+        return client_context(self.tls_trust)
 
     async def _boot_and_register(self) -> None:
         """Power on after a reboot the device made itself; if Register fails for a while,
@@ -1003,6 +1212,8 @@ class SimulatedDevice:
             self.endpoint, self.lifetime, self.lwm2m_version, "U", self.queue_mode
         )
         payload = register_links(self.store.registration_objects()).encode()
+        if self.server_uri is None:
+            raise RuntimeError(f"{self.endpoint}: no LwM2M server yet (bootstrap first)")
         msg = aiocoap.Message(
             code=aiocoap.POST,
             uri=self.server_uri + "/rd",
@@ -1027,6 +1238,8 @@ class SimulatedDevice:
                 resp = await self._register_once(min(self._request_wall(), remaining))
             except (TimeoutError, aiocoap.error.Error) as exc:
                 last = repr(exc)
+                if self._dtls is not None:
+                    self._dtls.reset_client_sessions()
             else:
                 if resp.code == Code.CREATED and resp.opt.location_path:
                     self._registered(tuple(resp.opt.location_path))
@@ -1106,6 +1319,8 @@ class SimulatedDevice:
 
     # -- requests ----------------------------------------------------------------------------
     def _render(self, request: aiocoap.Message) -> aiocoap.Message | None:
+        if self._bs is not None and self._from_bootstrap_server(request):
+            return self._bootstrap_request(request)
         method = request.code.name if request.code.is_request() else str(request.code)
         path_text = "/" + "/".join(request.opt.uri_path)
         try:

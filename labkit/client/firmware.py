@@ -420,6 +420,9 @@ class FirmwareHost(Protocol):
     @property
     def transport_tuning(self) -> TransportTuning: ...
 
+    def tls_context(self) -> Any:
+        """The TLS client context of ``https://`` downloads."""
+
     def now(self) -> float: ...
     def wall(self, sim_seconds: float) -> float:
         """The wall duration of ``sim_seconds`` simulated seconds."""
@@ -951,7 +954,7 @@ class FirmwareAgent:
         try:
             if complete:
                 pass  # resumed after a power cut that came right after the last block
-            elif protocol is ProtocolSupport.COAP:
+            elif protocol in (ProtocolSupport.COAP, ProtocolSupport.COAPS):
                 ctx = dev.coap_context
                 if ctx is None:
                     raise DownloadError("device is offline", UpdateResult.CONNECTION_LOST)
@@ -966,7 +969,7 @@ class FirmwareAgent:
                     on_retry=on_retry,
                     transport_tuning=dev.transport_tuning,
                 )
-            elif protocol is ProtocolSupport.HTTP:
+            elif protocol in (ProtocolSupport.HTTP, ProtocolSupport.HTTPS):
                 await http_download(
                     uri,
                     sink,
@@ -975,6 +978,7 @@ class FirmwareAgent:
                     retries=dev.download_retries,
                     retry_delay=dev.wall(dev.retry_delay),
                     on_retry=on_retry,
+                    ssl_context=dev.tls_context() if protocol is ProtocolSupport.HTTPS else None,
                 )
             else:
                 raise DownloadError(

@@ -15,8 +15,10 @@ downloader does (digest 7.3):
 * a connection that drops mid-body is resumed up to ``retries`` times (after ``retry_delay``
   seconds); then -> 4.
 
-Every network wait is bounded by ``timeout`` (connect, each read, each write). Only
-``http://`` (no TLS), ``Content-Length`` or read-to-close bodies; no redirects, no proxies.
+Every network wait is bounded by ``timeout`` (connect, each read, each write). ``http://``
+and ``https://`` (TLS through :mod:`ssl` with the caller's ``ssl_context``: the lab's
+certificate, or the system's trust store; a certificate that does not verify -> Result 4 and
+no retry), ``Content-Length`` or read-to-close bodies; no redirects, no proxies.
 The caller receives the body through a :class:`DownloadSink` in blocks of at most
 ``block_size`` bytes and decides what to keep (flash, RAM and fault checks live there).
 """
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -76,6 +79,7 @@ async def http_download(
     retries: int = 3,
     retry_delay: float = 0.5,
     on_retry: Callable[[str], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Download ``uri`` into ``sink``, resuming from ``sink.offset`` (see the module docstring).
 
@@ -85,19 +89,23 @@ async def http_download(
         With Result 7 or 4 as described above (or whatever the sink raises).
     """
     parts = urlsplit(uri)
+    secure = parts.scheme.lower() == "https"
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if secure else 80)
     except ValueError:
         raise DownloadError(f"bad port in {uri!r}", UpdateResult.INVALID_URI) from None
-    if parts.scheme.lower() != "http" or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise DownloadError(f"not an http URI: {uri!r}", UpdateResult.UNSUPPORTED_PROTOCOL)
+    if secure and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    tls = ssl_context if secure else None
     host = parts.hostname
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     attempts = 0
     connected_once = False
     while True:
         try:
-            await _one_request(host, port, target, sink, timeout, block_size, connected_once)
+            await _one_request(host, port, target, sink, timeout, block_size, connected_once, tls)
             return
         except _Dropped as exc:
             connected_once = True
@@ -119,9 +127,19 @@ async def _one_request(
     timeout: float,
     block_size: int,
     connected_once: bool,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls, ssl_handshake_timeout=timeout)
+            if tls is not None
+            else asyncio.open_connection(host, port),
+            timeout,
+        )
+    except ssl.SSLError as exc:
+        raise DownloadError(
+            f"TLS with {host}:{port} failed: {exc}", UpdateResult.CONNECTION_LOST
+        ) from None
     except TimeoutError:
         raise _Dropped("connect timed out") from None
     except ConnectionRefusedError:

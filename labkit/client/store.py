@@ -375,6 +375,18 @@ class ObjectStore:
     def instances(self, object_id: int) -> list[int]:
         return sorted(self._data.get(object_id, {}))
 
+    def resource_ids(self, object_id: int, instance_id: int) -> list[int]:
+        """The resource ids an instance holds (no access checks; KeyError if missing)."""
+        return sorted(self._data[object_id][instance_id])
+
+    def remove_instance(self, object_id: int, instance_id: int) -> None:
+        """Remove an instance without the Delete rules (the Bootstrap-Delete of the device
+        side, :mod:`labkit.client.bootstrap`); KeyError if it is missing."""
+        del self._data[object_id][instance_id]
+        prefix = Path.of(object_id, instance_id)
+        for apath in [a for a in self._attrs if a.startswith(prefix)]:
+            del self._attrs[apath]
+
     def exists(self, path: Path | str) -> bool:
         try:
             self._locate(Path.parse(path))

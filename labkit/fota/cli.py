@@ -2,9 +2,13 @@
 
 The one-shot "update this device" command (DESIGN.md section 5)::
 
-    labkit fota --listen HOST:PORT --endpoint EP --package FILE --method push|pull
-                [--protocol coap|http] [--block-size N] [--timeout S] [--cancel-after S]
-                [--record DIR]
+    labkit fota --listen [coap[s]://]HOST:PORT --endpoint EP --package FILE --method push|pull
+                [--protocol coap|http|coaps|https] [--block-size N] [--timeout S]
+                [--cancel-after S] [--record DIR] [--psk EP:IDENTITY:HEXKEY] [--psk-file F]
+
+With ``--listen coaps://...`` the server speaks DTLS-PSK only (the keys of ``--psk``); a PULL
+over ``coaps`` or ``https`` makes the repository serve that protocol too (same keys; the lab
+certificate of :mod:`labkit.tls` for HTTPS).
 
 It starts the lab's LwM2M server on ``--listen`` (and, for PULL, a firmware repository on the
 same host with ephemeral ports), waits for ``EP`` to register, runs
@@ -64,18 +68,25 @@ def _non_negative_float(text: str) -> float:
 
 def configure_fota(p: argparse.ArgumentParser) -> None:
     """Add the options of ``labkit fota`` to ``p``."""
+    from labkit.security_cli import ListenAddress, add_psk_options, listen_address
+
     p.add_argument(
         "--listen",
-        type=_host_port,
-        default=("127.0.0.1", 5683),
-        metavar="HOST:PORT",
-        help="CoAP address of the LwM2M server (default 127.0.0.1:5683; port 0 = ephemeral)",
+        type=listen_address,
+        default=ListenAddress("127.0.0.1", 5683),
+        metavar="[coap[s]://]HOST:PORT",
+        help="address of the LwM2M server (default 127.0.0.1:5683; port 0 = ephemeral; "
+        "coaps:// = DTLS-PSK with the --psk keys)",
     )
+    add_psk_options(p)
     p.add_argument("--endpoint", required=True, metavar="EP", help="endpoint name to update")
     p.add_argument("--package", type=Path, required=True, metavar="FILE", help="the image")
     p.add_argument("--method", required=True, choices=("push", "pull"), help="delivery method")
     p.add_argument(
-        "--protocol", default="coap", choices=("coap", "http"), help="PULL protocol (coap)"
+        "--protocol",
+        default="coap",
+        choices=("coap", "http", "coaps", "https"),
+        help="PULL protocol (coap)",
     )
     p.add_argument(
         "--block-size",
@@ -163,7 +174,14 @@ def run_fota(args: argparse.Namespace) -> int:
         _fail(f"--package {args.package} is empty (an empty package is the /5 reset)")
         return EXIT_USAGE
     if args.method == "push" and args.protocol != "coap":
-        _fail("--protocol http only applies to --method pull (PUSH goes over CoAP)")
+        _fail(f"--protocol {args.protocol} only applies to --method pull (PUSH goes over CoAP)")
+        return EXIT_USAGE
+    try:
+        from labkit.security_cli import psk_store_from_args
+
+        args.psk_store = psk_store_from_args(args)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
         return EXIT_USAGE
     try:
         return asyncio.run(_fota(args, package))
@@ -198,7 +216,16 @@ async def _fota(args: argparse.Namespace, package: bytes) -> int:
         )
     sink = recorder if recorder is not None else discard
     host, port = args.listen
-    server = LwM2MServer(host=host, port=port, on_event=sink, request_timeout=args.timeout)
+    secure = getattr(args.listen, "scheme", "coap") == "coaps"
+    server = LwM2MServer(
+        host=host,
+        port=0 if secure else port,
+        on_event=sink,
+        request_timeout=args.timeout,
+        psk_store=args.psk_store,
+        coaps_port=port if secure else None,
+        coap=not secure,
+    )
     started = False
     repository: Any = None
     quiet = bool(args.quiet)
@@ -210,14 +237,20 @@ async def _fota(args: argparse.Namespace, package: bytes) -> int:
                 from labkit.repo.repository import FirmwareRepository
 
                 repo_host = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-                repository = FirmwareRepository(host=repo_host, on_event=sink)
+                repository = FirmwareRepository(
+                    host=repo_host,
+                    on_event=sink,
+                    psk_store=args.psk_store,
+                    coaps_port=0 if args.protocol == "coaps" else None,
+                    https_port=0 if args.protocol == "https" else None,
+                )
                 await asyncio.wait_for(repository.start(), 15)
         except OSError as exc:
             _fail(f"cannot listen on {host}:{port}: {exc}")
             _say("RESULT - ERROR")
             return EXIT_FAILURE
         if not quiet:
-            _say(f"listening on {server.uri}")
+            _say(f"listening on {' '.join(server.uris)}")
             if repository is not None:
                 _say(
                     f"repository coap port {repository.coap_port}, http port {repository.http_port}"

@@ -61,7 +61,7 @@ __all__ = [
 #: Delivery methods the orchestrator knows.
 METHODS = ("push", "pull")
 #: Download protocols of a PULL the lab's repository serves (``--protocol``).
-PROTOCOLS = ("coap", "http")
+PROTOCOLS = ("coap", "http", "coaps", "https")
 #: CoAP block sizes (SZX 0..6; digest 7.2).
 BLOCK_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 

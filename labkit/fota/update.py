@@ -1036,12 +1036,17 @@ class _Run:
             repo.add(name, self.data)
         self.repo_name = name
 
+    @property
+    def _carrier(self) -> str:
+        """The repository's byte counter of the protocol (coaps counts as coap, https as http)."""
+        return {"coaps": "coap", "https": "http"}.get(self.protocol, self.protocol)
+
     def _count_served(self) -> None:
         repo, name = self.repository, self.repo_name
         if repo is None or name is None:
             return
-        self.bytes_sent = repo.served_bytes(name, self.protocol) - self.served0[0]
-        if self.protocol == "coap":
+        self.bytes_sent = repo.served_bytes(name, self._carrier) - self.served0[0]
+        if self._carrier == "coap":
             self.blocks = repo.served_blocks(name) - self.served0[1]
 
     async def pull(self) -> Step:
@@ -1057,8 +1062,14 @@ class _Run:
         self._ensure_repository_name()
         repo, name = self.repository, self.repo_name
         assert name is not None
-        self.uri = repo.coap_uri(name) if self.protocol == "coap" else repo.http_uri(name)
-        self.served0 = (repo.served_bytes(name, self.protocol), repo.served_blocks(name))
+        uri_of = {
+            "coap": repo.coap_uri,
+            "http": repo.http_uri,
+            "coaps": getattr(repo, "coaps_uri", None),
+            "https": getattr(repo, "https_uri", None),
+        }[self.protocol]
+        self.uri = uri_of(name)
+        self.served0 = (repo.served_bytes(name, self._carrier), repo.served_blocks(name))
         self.enter("download", f"pull from {self.uri} ({len(self.data)} B)")
         baseline = self.result
         try:
@@ -1082,7 +1093,7 @@ class _Run:
         self.heard()
 
         def served() -> int:
-            return int(repo.served_bytes(name, self.protocol)) - self.served0[0]
+            return int(repo.served_bytes(name, self._carrier)) - self.served0[0]
 
         return await self.until_downloaded(probe=served, baseline=baseline)
 

@@ -38,6 +38,13 @@ Faults for resumption experiments (:meth:`FirmwareRepository.drop_after`)
     bytes. Each interruption is a ``fault`` event; after ``times`` interruptions the image is
     served normally again, so a resumed download completes.
 
+Secure downloads (issue 15)
+    With ``coaps_port`` the same CoAP resource is also served over DTLS-PSK (:mod:`labkit.dtls`,
+    the keys of ``psk_store``: the server's table), a ``security`` event per handshake; with
+    ``https_port`` the same HTTP server also listens with TLS (:mod:`ssl`, the lab certificate
+    of :mod:`labkit.tls`, made in ``data/keys`` on first use). :meth:`coaps_uri` and
+    :meth:`https_uri` give the Package URIs.
+
 Events (``source="repo"``): ``block`` (``protocol="coap"``, ``path``, ``block``, ``bytes``,
 ``code``); ``request`` and ``response`` for HTTP (``method``, ``path``, ``code``, ``bytes`` = body
 bytes actually sent, ``detail`` = Range / Content-Range); ``error`` for bad requests (every 4.xx
@@ -172,8 +179,19 @@ class FirmwareRepository:
         read_timeout: float = 10.0,
         write_timeout: float = 30.0,
         max_header_bytes: int = 8192,
+        psk_store: Any = None,
+        coaps_port: int | None = None,
+        https_port: int | None = None,
+        tls_keys_dir: str | Path | None = None,
     ) -> None:
         self.host = host
+        self.psk_store = psk_store
+        self._want_coaps_port = coaps_port
+        self._want_https_port = https_port
+        self.tls_keys_dir = tls_keys_dir
+        self._coaps_port: int | None = None
+        self._https_server: asyncio.Server | None = None
+        self._https_port: int | None = None
         self._want_coap_port = coap_port
         self._want_http_port = http_port
         self._on_event = on_event
@@ -200,8 +218,9 @@ class FirmwareRepository:
         if self._coap_ctx is not None:
             raise RuntimeError("the repository is already started")
         self._coap_ctx = await asyncio.wait_for(
-            open_udp_context(_CoapRoot(self), self.host, self._want_coap_port,
-                             loggername="coap-repository"),
+            open_udp_context(
+                _CoapRoot(self), self.host, self._want_coap_port, loggername="coap-repository"
+            ),
             10,
         )
         self._coap_port = local_port(self._coap_ctx)
@@ -221,10 +240,54 @@ class FirmwareRepository:
             await self._shutdown_coap()
             raise
         self._http_port = self._http_server.sockets[0].getsockname()[1]
+        try:
+            await self._start_secure()
+        except BaseException:
+            await self.stop()
+            raise
         log.debug("repository on coap %s and http %s", self._coap_port, self._http_port)
+
+    async def _start_secure(self) -> None:
+        if self._want_coaps_port is not None:
+            from labkit.dtls import PskStore, add_dtls_transport, security_event_fields
+
+            def on_security(report: Any) -> None:
+                self._emit(**security_event_fields(report))
+
+            dtls = await asyncio.wait_for(
+                add_dtls_transport(
+                    self._coap_ctx,
+                    self.host,
+                    self._want_coaps_port,
+                    psk_store=self.psk_store if self.psk_store is not None else PskStore(),
+                    on_security=on_security,
+                ),
+                10,
+            )
+            self._coaps_port = dtls.local_address[1]
+        if self._want_https_port is not None:
+            from labkit.tls import server_context
+
+            self._https_server = await asyncio.wait_for(
+                asyncio.start_server(
+                    self._http_connection,
+                    self.host,
+                    self._want_https_port,
+                    limit=self.max_header_bytes,
+                    ssl=server_context(self.tls_keys_dir),
+                    ssl_handshake_timeout=self.read_timeout,
+                ),
+                10,
+            )
+            self._https_port = self._https_server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         """Close both servers and every open HTTP connection (bounded)."""
+        if self._https_server is not None:
+            self._https_server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._https_server.wait_closed(), 5)
+            self._https_server = None
         if self._http_server is not None:
             self._http_server.close()
             for task in list(self._http_tasks):
@@ -318,6 +381,26 @@ class FirmwareRepository:
 
     def http_uri(self, name: str) -> str:
         return f"http://{_uri_host(self.host)}:{self.http_port}{self.path(name)}"
+
+    @property
+    def coaps_port(self) -> int | None:
+        """The DTLS port (None unless started with ``coaps_port``)."""
+        return self._coaps_port
+
+    @property
+    def https_port(self) -> int | None:
+        """The HTTPS port (None unless started with ``https_port``)."""
+        return self._https_port
+
+    def coaps_uri(self, name: str) -> str:
+        if self._coaps_port is None:
+            raise RuntimeError("the repository does not serve coaps://")
+        return f"coaps://{_uri_host(self.host)}:{self._coaps_port}{self.path(name)}"
+
+    def https_uri(self, name: str) -> str:
+        if self._https_port is None:
+            raise RuntimeError("the repository does not serve https://")
+        return f"https://{_uri_host(self.host)}:{self._https_port}{self.path(name)}"
 
     def __repr__(self) -> str:
         where = (

@@ -26,6 +26,12 @@ scales it. (:func:`scaled_tuning` lives in :mod:`labkit.coap` and is re-exported
 The socket is bound with :func:`labkit.coap.open_udp_context` (no ``SO_REUSEPORT``): a busy
 ``port`` raises :class:`OSError` instead of sharing the port with another server.
 
+Security: with ``coaps_port`` (and a :class:`~labkit.dtls.PskStore` ``psk_store``) the server
+also listens on ``coaps://`` (DTLS 1.2, PSK; :mod:`labkit.dtls`), beside ``coap://`` or alone
+(``coap=False``). Every handshake is a ``security`` event (``reason`` ok, unknown_identity,
+bad_key, ...; never a key); a device whose handshake fails never reaches ``/rd``. A Register
+over DTLS must name the endpoint its PSK identity belongs to (else 4.03).
+
 Logging policy (as aiocoap's): DEBUG for normal traffic, WARNING for a misbehaving peer,
 EXCEPTION when a callback of the lab itself fails.
 """
@@ -47,6 +53,7 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 
 from labkit.coap import local_port, open_udp_context, scaled_tuning
+from labkit.dtls import HandshakeReport, PskStore, security_event_fields
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError
 from labkit.lwm2m.formats import ContentFormat, decode, normalize_format
@@ -153,9 +160,17 @@ class LwM2MServer:
         expiry_check_interval: float = 1.0,
         queue_awake_window: float = QUEUE_AWAKE_WINDOW,
         time_scale: float = 1.0,
+        psk_store: PskStore | None = None,
+        coaps_port: int | None = None,
+        coap: bool = True,
     ) -> None:
         self.host = host
         self.port = port
+        self.psk_store = psk_store
+        self.coaps_port = coaps_port
+        self.coap_enabled = bool(coap)
+        if not coap and coaps_port is None:
+            raise ValueError("a server needs coap, coaps_port or both")
         self.request_timeout = request_timeout
         self.expiry_check_interval = expiry_check_interval
         self.queue_awake_window = queue_awake_window
@@ -203,12 +218,29 @@ class LwM2MServer:
         """Bind the UDP socket and start serving (and the expiry sweep)."""
         if self._ctx is not None:
             raise RuntimeError("server already started")
-        self._ctx = await asyncio.wait_for(
-            open_udp_context(_Root(self), self.host, self.port, loggername="coap-server"), 10.0
-        )
+        if self.coaps_port is None:
+            self._ctx = await asyncio.wait_for(
+                open_udp_context(_Root(self), self.host, self.port, loggername="coap-server"), 10.0
+            )
+        else:
+            from labkit.dtls import open_context
+
+            self._ctx, dtls = await asyncio.wait_for(
+                open_context(
+                    _Root(self),
+                    coap=(self.host, self.port) if self.coap_enabled else None,
+                    coaps=(self.host, self.coaps_port),
+                    loggername="coap-server",
+                    psk_store=self.psk_store if self.psk_store is not None else PskStore(),
+                    on_security=self._security,
+                ),
+                10.0,
+            )
+            assert dtls is not None
+            self.coaps_port = dtls.local_address[1]
         self.port = local_port(self._ctx) or self.port
         self._expiry_task = asyncio.create_task(self._expiry_loop(), name="lwm2m-expiry")
-        self._emit("note", detail=f"LwM2M server listening on {self.uri}")
+        self._emit("note", detail=f"LwM2M server listening on {' and '.join(self.uris)}")
 
     async def stop(self) -> None:
         """Cancel observations and pending waits, stop the sweep, close the socket."""
@@ -244,6 +276,23 @@ class LwM2MServer:
         """``coap://HOST:PORT`` of this server."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"coap://{host}:{self.port}"
+
+    @property
+    def coaps_uri(self) -> str | None:
+        """``coaps://HOST:PORT`` of this server (None without DTLS)."""
+        if self.coaps_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"coaps://{host}:{self.coaps_port}"
+
+    @property
+    def uris(self) -> list[str]:
+        """The URIs the server listens on (``coap://`` and/or ``coaps://``)."""
+        found = [self.uri] if self.coap_enabled else []
+        return found + ([self.coaps_uri] if self.coaps_uri is not None else [])
+
+    def _security(self, report: HandshakeReport) -> None:
+        self._emit(**security_event_fields(report))
 
     @property
     def _context(self) -> aiocoap.Context:
@@ -400,6 +449,13 @@ class LwM2MServer:
             req = parse_register(list(request.opt.uri_query), bytes(request.payload))
         except Lwm2mError as exc:
             raise _Reply(exc.coap_code, f"Register refused: {exc}") from None
+        if getattr(request.remote, "scheme", "coap") == "coaps":
+            owner = getattr(request.remote, "endpoint", None)
+            if owner != req.endpoint:
+                raise _Reply(
+                    "4.03",
+                    f"Register as {req.endpoint!r} over a DTLS session of endpoint {owner!r}",
+                )
         now = self._clock()
         reg, old = self.registry.register(
             req, now=now, remote=request.remote, address=_address(request.remote)

@@ -19,7 +19,7 @@ import shutil
 import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def param_table_types(cells: list[Mapping[str, Any]]) -> dict[str, str]:
+def param_table_types(cells: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The column type of every parameter across ``cells`` (``as_dict()`` forms): ``int64``,
     ``float64``, ``bool``, or ``string`` (lists and mixed values as JSON text). One type per
     name for the whole sweep, so every partition has the same schema."""

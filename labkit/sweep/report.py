@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,10 @@ def write_sweep_report(
                          f"Share of devices not updated per {param}"
                          + (f", one line per {by}" if by else "")
                          + "; bars are 95 % bootstrap intervals over the seeds.",
-                         lambda p=param, b=by: plot_rate_by_param(table, p, by=b)))
+                         partial(plot_rate_by_param, table, param, by=by)))
         pictures.append((f"p90_by_{param}.png",
                          f"p90 time to update (campaign start to SUCCESS) per {param}.",
-                         lambda p=param, b=by: plot_rate_by_param(table, p, rate="p90_s", by=b)))
+                         partial(plot_rate_by_param, table, param, rate="p90_s", by=by)))
     pictures.append(("pareto.png",
                      "Each point's failure rate against its p90 time to update; filled "
                      "points are on the Pareto front (no other point is better on both).",
