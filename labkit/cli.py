@@ -32,14 +32,20 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.cliutil import coap_uri, host_port, positive_int  # noqa: F401 (re-exported)
+from labkit.cliutil import (  # noqa: F401 (re-exported for the subcommands of old)
+    StopSignal,
+    coap_uri,
+    fail,
+    host_port,
+    positive_int,
+    say,
+)
 
 __all__ = ["COMMANDS", "Command", "build_parser", "command", "main"]
 
@@ -75,39 +81,10 @@ def command(
     return register
 
 
-def say(text: str) -> None:
-    """Print one line to stdout and flush it (followers read it line by line)."""
-    print(text, flush=True)
-
-
-def fail(text: str) -> None:
-    print(f"labkit: {text}", file=sys.stderr, flush=True)
-
-
 def _format_address(address: Any) -> str:
     from labkit.runtime import format_address
 
     return format_address(address)
-
-
-class StopSignal:
-    """SIGINT/SIGTERM turned into an :class:`asyncio.Event` (install it first thing, so a
-    signal that arrives while a device is still registering still shuts it down cleanly)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-        for sig in self.SIGNALS:
-            self.loop.add_signal_handler(sig, self.event.set)
-
-    async def wait(self) -> None:
-        await self.event.wait()
-
-    def close(self) -> None:
-        for sig in self.SIGNALS:
-            self.loop.remove_signal_handler(sig)
 
 
 # -- labkit lab ---------------------------------------------------------------------------

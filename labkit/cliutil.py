@@ -1,6 +1,8 @@
-"""Argument types shared by the ``labkit`` command and the subcommands that live with their
-package (``labkit fota`` in :mod:`labkit.fota.cli`, ``labkit simulate`` in
-:mod:`labkit.fota.simulate_cli`): ``HOST:PORT``, ``coap://HOST:PORT`` and positive integers.
+"""What the ``labkit`` command and the subcommands that live with their package (``labkit
+fota`` in :mod:`labkit.fota.cli`, ``labkit simulate`` in :mod:`labkit.fota.simulate_cli`,
+``labkit bootstrap`` in :mod:`labkit.security_cli`, ``labkit sweep``) share: argument types
+(``HOST:PORT``, ``coap://HOST:PORT``, positive integers), console output (:func:`say`,
+:func:`fail`) and Ctrl-C handling (:class:`StopSignal`).
 
 This module sits below everything that parses a command line and imports nothing of labkit,
 so that :mod:`labkit.cli` can import the subcommands and they can import these without an
@@ -10,9 +12,12 @@ import circle.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
+import sys
 from urllib.parse import urlsplit
 
-__all__ = ["coap_uri", "host_port", "positive_int"]
+__all__ = ["StopSignal", "coap_uri", "fail", "host_port", "positive_int", "say"]
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -51,3 +56,32 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def say(text: str) -> None:
+    """Print one line to stdout and flush it (followers read it line by line)."""
+    print(text, flush=True)
+
+
+def fail(text: str) -> None:
+    print(f"labkit: {text}", file=sys.stderr, flush=True)
+
+
+class StopSignal:
+    """SIGINT/SIGTERM turned into an :class:`asyncio.Event` (install it first thing, so a
+    signal that arrives while a device is still registering still shuts it down cleanly)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+        for sig in self.SIGNALS:
+            self.loop.add_signal_handler(sig, self.event.set)
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+    def close(self) -> None:
+        for sig in self.SIGNALS:
+            self.loop.remove_signal_handler(sig)

@@ -41,7 +41,7 @@ class ListenAddress(tuple[str, int]):
 
 def listen_address(text: str) -> ListenAddress:
     """argparse type: ``HOST:PORT`` (plain CoAP), ``coap://HOST:PORT`` or ``coaps://HOST:PORT``."""
-    from labkit.cli import host_port
+    from labkit.cliutil import host_port
 
     scheme = "coap"
     rest = text
@@ -165,7 +165,7 @@ def configure_bootstrap(p: argparse.ArgumentParser) -> None:
 
 
 async def _bootstrap(args: argparse.Namespace) -> int:
-    from labkit.cli import StopSignal, fail, say
+    from labkit.cliutil import StopSignal, fail, say
     from labkit.events import discard
     from labkit.server.bootstrap import BootstrapConfig, BootstrapServer
 
