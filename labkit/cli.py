@@ -38,7 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from labkit.cliutil import coap_uri, host_port, positive_int
 
 __all__ = ["COMMANDS", "Command", "build_parser", "command", "main"]
 
@@ -72,44 +73,6 @@ def command(
         return run
 
     return register
-
-
-# -- argument types ----------------------------------------------------------------------
-def host_port(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:5683"`` / ``"[::1]:5683"`` -> ``("127.0.0.1", 5683)`` (argparse type)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise argparse.ArgumentTypeError(f"bad IPv6 literal in {text!r}")
-        host = host[1:-1]
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
-    return host, port
-
-
-def coap_uri(text: str) -> str:
-    """A ``coap://HOST:PORT`` server URI (argparse type); the default port is 5683."""
-    parts = urlsplit(text)
-    if parts.scheme != "coap" or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"expected coap://HOST:PORT, got {text!r}")
-    try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from exc
-    return text.rstrip("/")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def say(text: str) -> None:
@@ -671,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args))
+        return int(args._run(args))  # noqa: SLF001 - argparse dest of build_parser
     except KeyboardInterrupt:
         return 130
 

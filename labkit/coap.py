@@ -70,8 +70,8 @@ async def open_udp_context(
         raise
     ctx = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
     try:
-        await ctx._append_tokenmanaged_messagemanaged_transport(
-            lambda mman: MessageInterfaceUDP6._create_transport_endpoint(
+        await ctx._append_tokenmanaged_messagemanaged_transport(  # noqa: SLF001 - aiocoap has no public call for this
+            lambda mman: MessageInterfaceUDP6._create_transport_endpoint(  # noqa: SLF001 - aiocoap has no public call for this
                 sock, mman, log=ctx.log, loop=loop
             )
         )

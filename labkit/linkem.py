@@ -105,7 +105,7 @@ class _Side(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self._relay._received(self._direction, data, addr)
+        self._relay._received(self._direction, data, addr)  # noqa: SLF001 - the relay's own protocol
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable while a device reboots: the datagram is lost, as on air.

@@ -577,7 +577,7 @@ class DeviceHandle:
     @property
     def simulated(self) -> Any:
         """The :class:`~labkit.client.SimulatedDevice` behind this handle, or ``None``."""
-        return self._lab._core.devices.get(self.endpoint)
+        return self._lab._core.devices.get(self.endpoint)  # noqa: SLF001 - the handle's own lab
 
     def _proxy(self) -> Any:
         server = self._lab.server
@@ -590,7 +590,7 @@ class DeviceHandle:
     @property
     def registration(self) -> Any:
         """The server's current registration record for this endpoint, or ``None``."""
-        return self._lab._registrations_snapshot().get(self.endpoint)
+        return self._lab._registrations_snapshot().get(self.endpoint)  # noqa: SLF001 - the handle's own lab
 
     @property
     def registered(self) -> bool:
@@ -698,7 +698,7 @@ class DeviceHandle:
         observation = self._call(
             lambda d: d.observe(p, callback, accept=accept, timeout=timeout), timeout
         )
-        return ObservationHandle(self._lab._core, observation, p)
+        return ObservationHandle(self._lab._core, observation, p)  # noqa: SLF001 - the handle's own lab
 
     # -- simulated device conveniences -------------------------------------------------
     def _sim(self) -> Any:
@@ -762,8 +762,8 @@ class DeviceHandle:
         """Stop a simulated device (De-register first unless ``deregister=False``)."""
         device = self._sim()
         self._lab.call(device.stop(deregister=deregister, timeout=timeout), timeout=timeout + 5)
-        with self._lab._core.lock:
-            self._lab._core.devices.pop(self.endpoint, None)
+        with self._lab._core.lock:  # noqa: SLF001 - the handle's own lab
+            self._lab._core.devices.pop(self.endpoint, None)  # noqa: SLF001 - the handle's own lab
 
     def wait_for_registration(self, *, timeout: float = 10.0, after: float | None = None) -> Any:
         """Block until the endpoint is registered (newer than ``after``); returns the record."""
@@ -920,7 +920,7 @@ class Lab:
         Range on loopback), started on first use."""
         self._ensure_started()
         if self._core.repository is None:
-            self.call(self._core._astart_repository(), timeout=10 + CALL_GRACE)
+            self.call(self._core._astart_repository(), timeout=10 + CALL_GRACE)  # noqa: SLF001 - the handle's own lab
         return self._core.repository
 
     def publish(self, name: str, image: bytes | str | FsPath) -> dict[str, str]:

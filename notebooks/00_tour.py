@@ -27,9 +27,9 @@
 # Run the cells from top to bottom (Shift+Enter). The whole notebook takes well under a minute.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l00_tour as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 PACKAGE_SIZE = 16_384 if FAST else 131_072  # bytes of firmware to PUSH
 
 # %% [markdown]
@@ -39,7 +39,7 @@ PACKAGE_SIZE = 16_384 if FAST else 131_072  # bytes of firmware to PUSH
 # cells stay free while the server answers devices. Showing `lab` prints what it knows.
 
 # %%
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.plots import plot_state_timeline
 
 lab = Lab().start()
@@ -67,8 +67,8 @@ device
 # first bytes, as they will travel on the wire.
 
 # %%
-firmware = course.package("2.0.0", PACKAGE_SIZE)
-course.wire(firmware[:48])
+firmware = lesson.package("2.0.0", PACKAGE_SIZE)
+lesson.wire(firmware[:48])
 
 # %% [markdown]
 # Publishing puts the package in the lab's **firmware repository**. A device that *pulls*
@@ -95,12 +95,12 @@ outcome
 # ## 5 · What the device said
 #
 # Everything that happens in the lab becomes a row of one **event table** (`lab.events()`).
-# `course.story` picks the rows in which the device reports on itself: every change of State,
+# `lesson.story` picks the rows in which the device reports on itself: every change of State,
 # Update Result and firmware version, its reboot and its registrations (`t_ms` counts
 # milliseconds from the device's first row).
 
 # %%
-course.story(lab.events(), "sim-0001")
+lesson.story(lab.events(), "sim-0001")
 
 # %% [markdown]
 # ## 6 · The State timeline
@@ -121,21 +121,21 @@ ax = plot_state_timeline(lab.events(), "sim-0001")
 # ## Exercises
 #
 # Replace `None` with your answer and run the cell; the checker says whether it is right, and
-# why. `exercises.hint("tour.states")` gives a hint.
+# why. `lesson.hint("tour.states")` gives a hint.
 #
 # **1.** In which order did the device's State change during the PUSH, from before the download
 # until after the reboot? Give a list of State numbers or names.
 
 # %%
 states_in_order = None  # e.g. [0, 3] or "IDLE, UPDATING"
-exercises.check("tour.states", states_in_order)
+lesson.check("tour.states", states_in_order)
 
 # %% [markdown]
 # **2.** Which Update Result did the device report once the new firmware was running?
 
 # %%
 final_result = None  # a number from 0 to 11
-exercises.check("tour.success_result", final_result)
+lesson.check("tour.success_result", final_result)
 
 # %% [markdown]
 # ## Shut the lab down

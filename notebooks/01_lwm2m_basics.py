@@ -26,9 +26,9 @@
 # the server reads `/4` to choose the moment for a PUSH, and observes `/5` to follow it.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l01_lwm2m_basics as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 RSSI_STEPS = [-97, -108, -92] if FAST else [-90, -97, -104, -110, -101, -92, -80]  # dBm
 STEP_SECONDS = 0.1 if FAST else 1.0  # time between two changes of the signal strength
 
@@ -43,7 +43,7 @@ STEP_SECONDS = 0.1 if FAST else 1.0  # time between two changes of the signal st
 # %%
 import time
 
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.lwm2m.formats import format_links
 from labkit.plots import plot_link_decisions
 
@@ -51,14 +51,14 @@ lab = Lab().start()
 device = lab.add_device("sim-0001")
 
 # %%
-course.registration_table(device.registration)
+lesson.registration_table(device.registration)
 
 # %% [markdown]
 # The objects it announced, with their versions. `/0` (Security) is never announced: it holds
 # the device's keys and the server may not read it.
 
 # %%
-course.objects_table(device.registration)
+lesson.objects_table(device.registration)
 
 # %% [markdown]
 # ## 2 · Reading objects
@@ -74,14 +74,14 @@ device.read("/3/0/3")
 # firmware version, battery, memory...
 
 # %%
-course.values_table(device.read("/3/0"))
+lesson.values_table(device.read("/3/0"))
 
 # %% [markdown]
 # **Connectivity Monitoring** (`/4/0`): the radio link. The lesson's PUSH method relies on
 # two of these: Radio Signal Strength (`/4/0/2`, dBm) and Link Quality (`/4/0/3`).
 
 # %%
-course.values_table(device.read("/4/0"))
+lesson.values_table(device.read("/4/0"))
 
 # %% [markdown]
 # **Firmware Update** (`/5/0`): State (`/5/0/3`) and Update Result (`/5/0/5`) from the
@@ -89,7 +89,7 @@ course.values_table(device.read("/4/0"))
 # delivery methods (`/5/0/9`: 0 pull, 1 push, 2 both) the device supports.
 
 # %%
-course.values_table(device.read("/5/0"))
+lesson.values_table(device.read("/5/0"))
 
 # %% [markdown]
 # ## 3 · The same read, three ways on the wire
@@ -100,7 +100,7 @@ course.values_table(device.read("/5/0"))
 # them, the values the server decoded. The values are the same; the bytes are not.
 
 # %%
-formats = course.read_formats(device, "/5/0")
+formats = lesson.read_formats(device, "/5/0")
 formats
 
 # %%
@@ -113,7 +113,7 @@ formats.frame()
 # `c1 03 00` is "resource 3, one byte, value 0": State = IDLE.
 
 # %%
-course.tlv_fields(formats.payload(11542), "/5/0")
+lesson.tlv_fields(formats.payload(11542), "/5/0")
 
 # %% [markdown]
 # ## 4 · Observe
@@ -155,26 +155,26 @@ links = device.discover("/5/0")
 print(format_links(links))
 
 # %%
-course.links_table(links)
+lesson.links_table(links)
 
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Which path holds the Radio Signal Strength that a server looks at before it decides
 # to PUSH? Answer like `"/3/0/3"`.
 
 # %%
 rssi_path = None
-exercises.check("basics.rssi_path", rssi_path)
+lesson.check("basics.rssi_path", rssi_path)
 
 # %% [markdown]
 # **2.** Which of the three formats put `/5/0` on the wire in the fewest bytes?
 
 # %%
 smallest_format = None  # a name like "SenML JSON", or a Content-Format number
-exercises.check("basics.smallest_format", smallest_format)
+lesson.check("basics.smallest_format", smallest_format)
 
 # %% [markdown]
 # **3.** Which query parameter of the Register request tells the server how long to keep the
@@ -182,7 +182,7 @@ exercises.check("basics.smallest_format", smallest_format)
 
 # %%
 lifetime_parameter = None  # e.g. "ep"
-exercises.check("basics.lifetime_parameter", lifetime_parameter)
+lesson.check("basics.lifetime_parameter", lifetime_parameter)
 
 # %% [markdown]
 # ## Shut the lab down

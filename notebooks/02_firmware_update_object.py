@@ -26,9 +26,9 @@
 # Finally you see the whole machine as a diagram, drawn from the same table the devices run.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l02_firmware_update_object as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 PACKAGE_SIZE = 4_096 if FAST else 65_536  # bytes of the package pushed in section 4
 
 # %% [markdown]
@@ -37,7 +37,7 @@ PACKAGE_SIZE = 4_096 if FAST else 65_536  # bytes of the package pushed in secti
 # The **State** (`/5/0/3`) says where the device is in the four steps of the lesson:
 
 # %%
-course.state_table()
+lesson.state_table()
 
 # %% [markdown]
 # The **Update Result** (`/5/0/5`) says how the latest attempt ended. 0 means "nothing to
@@ -45,7 +45,7 @@ course.state_table()
 # 1.1) are a cancel and a deferral.
 
 # %%
-course.result_table()
+lesson.result_table()
 
 # %% [markdown]
 # ## 2 · The machine, by hand
@@ -57,7 +57,7 @@ course.result_table()
 # (`DownloadCompleted`, `InstallSucceeded`).
 
 # %%
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.lwm2m.fota import (
     DownloadCompleted,
     ExecuteCancel,
@@ -67,7 +67,7 @@ from labkit.lwm2m.fota import (
     InstallSucceeded,
     WriteUri,
 )
-from labkit.lwm2m.fota_diagram import mermaid_state_diagram
+from labkit.lwm2m.fota_diagram import teaching_diagram
 from labkit.plots import plot_state_timeline
 from labkit.server import RequestFailed
 
@@ -85,12 +85,12 @@ machine.handle(WriteUri(uri="coap://127.0.0.1:5683/fw/app-2.0.0.bin"), now=1.0)
 machine
 
 # %% [markdown]
-# The rest of the way in one go: `course.walk` hands the triggers over one by one and writes
+# The rest of the way in one go: `lesson.walk` hands the triggers over one by one and writes
 # down the rule that applied (its id in the transition table), the answer to the server, and
 # State and Result after each. Note that Result stays 0 until the very end (seed step 4).
 
 # %%
-course.walk(machine, [DownloadCompleted(), ExecuteUpdate(), InstallSucceeded()], start=2.0)
+lesson.walk(machine, [DownloadCompleted(), ExecuteUpdate(), InstallSucceeded()], start=2.0)
 
 # %% [markdown]
 # ## 3 · An illegal trigger
@@ -117,7 +117,7 @@ idle
 # as Update Result 7, "Invalid URI".
 
 # %%
-course.walk(idle, [ExecuteCancel(), ExecuteUpdate(), WriteUri(uri="not a uri")])
+lesson.walk(idle, [ExecuteCancel(), ExecuteUpdate(), WriteUri(uri="not a uri")])
 
 # %% [markdown]
 # ## 4 · The same on a live device
@@ -142,7 +142,7 @@ except RequestFailed as error:
 # refusal and the answer that came back.
 
 # %%
-course.log(lab.events(), "sim-0001", kinds=["request", "response", "error"], last=3)
+lesson.log(lab.events(), "sim-0001", kinds=["request", "response", "error"], last=3)
 
 # %% [markdown]
 # Now the legal way, by hand: PUSH a package by writing it to `/5/0/0` (State 1, then 2 after
@@ -150,7 +150,7 @@ course.log(lab.events(), "sim-0001", kinds=["request", "response", "error"], las
 # and registers again; we wait until it reports version 2.0.0.
 
 # %%
-device.write("/5/0/0", course.package("2.0.0", PACKAGE_SIZE))
+device.write("/5/0/0", lesson.package("2.0.0", PACKAGE_SIZE))
 device.state
 
 # %%
@@ -168,42 +168,44 @@ ax = plot_state_timeline(lab.events(), "sim-0001")
 # ## 5 · The diagram, drawn from the table
 #
 # The picture below is generated from the same transition table the machine and the devices
-# use, so it cannot disagree with them. Each arrow is labelled with its rule id, the trigger,
-# a guard in brackets where one applies, and the Update Result it sets.
+# use, so it cannot disagree with them. One arrow per pair of States, labelled with the
+# triggers that take it; the notes give the Update Results a State is entered with. Staying
+# in a State (the next block, a refused URI, a deferral) draws no arrow. Every rule with its
+# id, guard and result, and every refusal: `python -m labkit.lwm2m.fota_diagram --full`.
 
 # %%
-course.mermaid(mermaid_state_diagram(config_writes=False))
+lesson.mermaid(teaching_diagram())
 
 # %% [markdown]
 # Every rule for one trigger, refusals included — here Execute Update in each State:
 
 # %%
-course.rules("ExecuteUpdate")
+lesson.rules("ExecuteUpdate")
 
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** In which State must the device be before Execute `/5/0/2` may start the installation?
 
 # %%
 state_before_execute = None  # a number 0-3 or a name like "IDLE"
-exercises.check("fuo.execute_state", state_before_execute)
+lesson.check("fuo.execute_state", state_before_execute)
 
 # %% [markdown]
 # **2.** What Update Result code does a device report after an update was cancelled?
 
 # %%
 cancelled_result = None  # a number from 0 to 11
-exercises.check("fuo.cancelled_result", cancelled_result)
+lesson.check("fuo.cancelled_result", cancelled_result)
 
 # %% [markdown]
 # **3.** What does Update Result 5 mean? Answer in a few words.
 
 # %%
 result_5_means = None  # e.g. "the device ran out of ..."
-exercises.check("fuo.result_5", result_5_means)
+lesson.check("fuo.result_5", result_5_means)
 
 # %% [markdown]
 # ## Shut the lab down

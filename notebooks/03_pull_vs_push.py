@@ -27,9 +27,9 @@
 # HTTP, and the server refuses before it sends anything.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l03_pull_vs_push as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 PACKAGE_SIZE = 32_768 if FAST else 131_072  # bytes of the package every device gets
 PUSH_BLOCK_SIZES = [256, 512, 1024]  # Zephyr's default, NB-IoT/LTE-M, aiocoap's default
 PULL_PROTOCOLS = ["coap", "http"]
@@ -43,13 +43,13 @@ PULL_PROTOCOLS = ["coap", "http"]
 # it chooses.
 
 # %%
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.lwm2m.objects import ProtocolSupport
 from labkit.plots import plot_download_progress
 
 lab = Lab().start()
 device = lab.add_device("sim-0001", firmware_version="1.0.0")
-course.delivery_table(device.read("/5/0"))
+lesson.delivery_table(device.read("/5/0"))
 
 # %% [markdown]
 # This device takes both methods, and it can PULL over `coap://` and `http://`.
@@ -74,7 +74,7 @@ course.delivery_table(device.read("/5/0"))
 # protocol; the PULL writes one of them to `/5/0/1`.
 
 # %%
-firmware = course.package("2.0.0", PACKAGE_SIZE)
+firmware = lesson.package("2.0.0", PACKAGE_SIZE)
 lab.publish("app-2.0.0.bin", firmware)
 
 # %% [markdown]
@@ -96,7 +96,7 @@ for protocol in PULL_PROTOCOLS:
 # once the device reported DOWNLOADED, executed Update.
 
 # %%
-course.log(lab.events(), "pull-coap", kinds=["request"], source="server").head(9)
+lesson.log(lab.events(), "pull-coap", kinds=["request"], source="server").head(9)
 
 # %% [markdown]
 # Now the PUSHes, one per block size: 256 bytes is Zephyr's default
@@ -116,7 +116,7 @@ for size in PUSH_BLOCK_SIZES:
 # device, Execute, the reboot) and the total. All five ended with Update Result 1.
 
 # %%
-comparison = course.compare(outcomes)
+comparison = lesson.compare(outcomes)
 comparison
 
 # %% [markdown]
@@ -151,7 +151,7 @@ ax = plot_download_progress(lab.events(), by="device")
 
 # %%
 coap_only = lab.add_device("coap-only", firmware_version="1.0.0", protocols=[ProtocolSupport.COAP])
-course.delivery_table(coap_only.read("/5/0"))
+lesson.delivery_table(coap_only.read("/5/0"))
 
 # %% [markdown]
 # Asked to PULL over HTTP, `update` reads `/5/0/8` first and refuses: the outcome is
@@ -167,7 +167,7 @@ refused
 # device is still IDLE with firmware 1.0.0.
 
 # %%
-course.log(lab.events(), "coap-only", kinds=["request"], source="server")
+lesson.log(lab.events(), "coap-only", kinds=["request"], source="server")
 
 # %%
 coap_only
@@ -175,27 +175,27 @@ coap_only
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** To start a PULL, the server writes one resource of `/5`. Which one?
 
 # %%
 pull_writes = None  # a path like "/5/0/3"
-exercises.check("delivery.pull_resource", pull_writes)
+lesson.check("delivery.pull_resource", pull_writes)
 
 # %% [markdown]
 # **2.** In which method does the LwM2M Server pick the moment the download starts?
 
 # %%
 server_picks = None  # "push" or "pull"
-exercises.check("delivery.who_decides", server_picks)
+lesson.check("delivery.who_decides", server_picks)
 
 # %% [markdown]
 # **3.** How many CoAP blocks does a 64 KiB image (65,536 bytes) need at 512-byte blocks?
 
 # %%
 blocks_at_512 = None  # a number
-exercises.check("delivery.blocks", blocks_at_512)
+lesson.check("delivery.blocks", blocks_at_512)
 
 # %% [markdown]
 # ## Shut the lab down

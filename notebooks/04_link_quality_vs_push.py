@@ -29,9 +29,9 @@
 # threshold with a slider and run it again.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l04_link_quality_vs_push as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 DEVICES = 6 if FAST else 12  # devices per campaign; every second one is weak
 TIME_SCALE = 50 if FAST else 25  # simulated seconds per wall second
 SEED = 4
@@ -47,10 +47,9 @@ SEED = 4
 # samples, two devices per profile, one row per sample:
 
 # %%
-from labkit import exercises
 from labkit.plots import plot_decision_scatter, plot_link_decisions
 
-traces = course.link_traces(["nb-iot", "lte-m", "wifi", "mixed"], devices=2, seed=SEED)
+traces = lesson.link_traces(["nb-iot", "lte-m", "wifi", "mixed"], devices=2, seed=SEED)
 traces.head()
 
 # %% [markdown]
@@ -67,7 +66,7 @@ legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 # How much of that hour would a policy that waits below -105 dBm have waited?
 
 # %%
-course.trace_summary(traces, threshold_dbm=-105)
+lesson.trace_summary(traces, threshold_dbm=-105)
 
 # %% [markdown]
 # The NB-IoT meters spend a good part of the hour below -105 dBm, the LTE-M trackers a few
@@ -92,7 +91,7 @@ course.trace_summary(traces, threshold_dbm=-105)
 # Each policy once per sample (a "no /4 answer" sample is a device whose Read failed):
 
 # %%
-course.policy_examples()
+lesson.policy_examples()
 
 # %% [markdown]
 # Hysteresis and best-window remember: the campaign hands them their previous decision and
@@ -100,14 +99,14 @@ course.policy_examples()
 # starts above -90 dBm but keeps pushing at -95 and -100, and pauses below -105:
 
 # %%
-course.policy_walk("hysteresis", [-95, -88, -95, -100, -107, -95, -88])
+lesson.policy_walk("hysteresis", [-95, -88, -95, -100, -107, -95, -88])
 
 # %% [markdown]
 # Best-window with a two-minute limit waits for a good window and then falls back to pushing
 # anyway:
 
 # %%
-course.policy_walk("best-window", [-100, -98, -95, -99], max_wait_s=120)
+lesson.policy_walk("best-window", [-100, -98, -95, -99], max_wait_s=120)
 
 # %% [markdown]
 # ## 3 · Always versus threshold, on the same fleet
@@ -124,8 +123,8 @@ course.policy_walk("best-window", [-100, -98, -95, -99], max_wait_s=120)
 # for both runs: only the policy changes.
 
 # %%
-lab = course.scaled_lab(TIME_SCALE, seed=SEED)
-always = course.policy_run(lab, "always", devices=DEVICES, seed=SEED)
+lab = lesson.scaled_lab(TIME_SCALE, seed=SEED)
+always = lesson.policy_run(lab, "always", devices=DEVICES, seed=SEED)
 always
 
 # %% [markdown]
@@ -134,7 +133,7 @@ always
 # recorded Update Result 4, "Connection lost during downloading process".
 
 # %%
-threshold = course.policy_run(lab, "threshold", devices=DEVICES, seed=SEED, min_rssi_dbm=-105)
+threshold = lesson.policy_run(lab, "threshold", devices=DEVICES, seed=SEED, min_rssi_dbm=-105)
 threshold
 
 # %% [markdown]
@@ -142,7 +141,7 @@ threshold
 # finished, `waits` how often the policy said wait):
 
 # %%
-course.compare_runs([always, threshold])
+lesson.compare_runs([always, threshold])
 
 # %% [markdown]
 # The threshold policy avoided every Result 4 and paid in time: the weak devices were updated
@@ -184,7 +183,7 @@ ax = plot_decision_scatter(threshold.events, thresholds=threshold.thresholds)
 # healthy devices then? After 15 minutes of waiting the campaign gives up on them).
 
 # %%
-explorer = course.ThresholdExplorer(lab, runs=[always, threshold], devices=DEVICES, seed=SEED)
+explorer = lesson.ThresholdExplorer(lab, runs=[always, threshold], devices=DEVICES, seed=SEED)
 explorer
 
 # %% [markdown]
@@ -199,20 +198,20 @@ explorer.comparison()
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Which policy had fewer Result 4 failures in this run, `"always"` or `"threshold"`?
 
 # %%
 fewer_result_4 = None  # "always" or "threshold"
-exercises.check("link.fewer_result_4", fewer_result_4)
+lesson.check("link.fewer_result_4", fewer_result_4)
 
 # %% [markdown]
 # **2.** At what RSSI (dBm) did the threshold policy finally push to the weak devices?
 
 # %%
 push_rssi = None  # a number in dBm, e.g. -100
-exercises.check("link.push_rssi", push_rssi)
+lesson.check("link.push_rssi", push_rssi)
 
 # %% [markdown]
 # **3.** What does a *wait* decision mean for the device?
@@ -225,7 +224,7 @@ exercises.check("link.push_rssi", push_rssi)
 
 # %%
 wait_means = None  # "a", "b", "c" or "d"
-exercises.check("link.wait_meaning", wait_means)
+lesson.check("link.wait_meaning", wait_means)
 
 # %% [markdown]
 # ## Shut the lab down

@@ -27,9 +27,9 @@
 # does next. Finally you inject a fault into a running device and watch it strike.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l05_failure_modes as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 IMAGE_SIZE = 8_192 if FAST else 65_536  # payload bytes of the signed firmware image
 
 # %% [markdown]
@@ -44,15 +44,15 @@ IMAGE_SIZE = 8_192 if FAST else 65_536  # payload bytes of the signed firmware i
 
 # %%
 import pandas as pd
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.plots import plot_fleet_timeline, plot_result_counts, plot_state_timeline
 
-pd.DataFrame(course.FAILURE_CASES)
+pd.DataFrame(lesson.FAILURE_CASES)
 
 # %% [markdown]
 # ## 2 · Run them all at once
 #
-# `course.failure_matrix` adds the thirteen devices (firmware 1.0.0), signs a 2.0.0 image
+# `lesson.failure_matrix` adds the thirteen devices (firmware 1.0.0), signs a 2.0.0 image
 # with the lab key, publishes what is pulled, and runs every attempt concurrently through the
 # lab's server: write the package (PUSH, `/5/0/0`) or its URI (PULL, `/5/0/1`), Execute
 # Update `/5/0/2` (or Cancel `/5/0/10`) once the device is DOWNLOADED, wait for the reboot,
@@ -61,7 +61,7 @@ pd.DataFrame(course.FAILURE_CASES)
 
 # %%
 lab = Lab().start()
-matrix = course.failure_matrix(lab, size=IMAGE_SIZE)
+matrix = lesson.failure_matrix(lab, size=IMAGE_SIZE)
 matrix[["device", "case", "expected", "observed", "reported", "fw_before", "fw_after"]]
 
 # %% [markdown]
@@ -122,13 +122,13 @@ ax = plot_state_timeline(lab.events(), "r08-boot-fail")
 # says the *firmware* is wrong (it booted and failed) — retrying either is pointless.
 
 # %%
-course.operator_guide()
+lesson.operator_guide()
 
 # %% [markdown]
 # The guide next to what the fleet reported:
 
 # %%
-guide = course.operator_guide().rename(columns={"code": "observed"})
+guide = lesson.operator_guide().rename(columns={"code": "observed"})
 matrix[["device", "observed"]].merge(guide[["observed", "next_step"]], on="observed")
 
 # %% [markdown]
@@ -141,29 +141,29 @@ matrix[["device", "observed"]].merge(guide[["observed", "next_step"]], on="obser
 
 # %%
 lab.call(lambda: lab.device("r01-success").simulated.inject_fault("no-ram"))
-outcome = lab.update("r01-success", course.package("3.0.0", IMAGE_SIZE), method="pull")
+outcome = lab.update("r01-success", lesson.package("3.0.0", IMAGE_SIZE), method="pull")
 outcome
 
 # %%
-course.log(lab.events(), "r01-success", kinds=["fault", "fw_result"], source="device", last=4)
+lesson.log(lab.events(), "r01-success", kinds=["fault", "fw_result"], source="device", last=4)
 
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Which Update Result code means that the downloaded image failed its integrity check?
 
 # %%
 integrity_code = None  # a number from 0 to 11
-exercises.check("failures.integrity_code", integrity_code)
+lesson.check("failures.integrity_code", integrity_code)
 
 # %% [markdown]
 # **2.** Which fault made a device of the matrix report Update Result 3?
 
 # %%
 fault_for_3 = None  # a fault name, e.g. "link-drop"
-exercises.check("failures.fault_for_3", fault_for_3)
+lesson.check("failures.fault_for_3", fault_for_3)
 
 # %% [markdown]
 # **3.** A device reports Update Result 8, and `/3/0/3` still names the old version. What
@@ -171,7 +171,7 @@ exercises.check("failures.fault_for_3", fault_for_3)
 
 # %%
 what_happened = None  # a few words
-exercises.check("failures.result_8_old_version", what_happened)
+lesson.check("failures.result_8_old_version", what_happened)
 
 # %% [markdown]
 # ## Shut the lab down

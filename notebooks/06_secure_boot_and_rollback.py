@@ -29,9 +29,9 @@
 # the three State timelines side by side.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l06_secure_boot_and_rollback as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 IMAGE_SIZE = 16_384 if FAST else 131_072  # payload bytes of the signed image
 DEVICES = ["sb-tampered", "sb-boot-fail", "sb-healthy"]  # one device per outcome
 
@@ -40,16 +40,16 @@ DEVICES = ["sb-tampered", "sb-boot-fail", "sb-healthy"]  # one device per outcom
 #
 # Signing uses a key pair (Ed25519). The **private** part signs and stays with whoever builds
 # firmware; the **public** part is what a device gets when it is built, so that its
-# bootloader can check signatures. `course.lab_key()` makes a fresh pair for this session in
+# bootloader can check signatures. `lesson.lab_key()` makes a fresh pair for this session in
 # a scratch folder; here is the public part, the whole of what a device needs to know.
 
 # %%
 import matplotlib.pyplot as plt
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.plots import plot_state_timeline
 from labkit.repo.images import build_image, inspect_image, public_key, verify_image
 
-key = course.lab_key()  # the private key: signs
+key = lesson.lab_key()  # the private key: signs
 trusted = public_key(keys_dir=key.parent)  # the public key: what devices trust
 print(trusted.read_text())
 
@@ -70,7 +70,7 @@ inspect_image(image)
 # `00 02` (0x200), the payload size, and the version bytes 2, 0.
 
 # %%
-course.wire(image[:32])
+lesson.wire(image[:32])
 
 # %% [markdown]
 # The bootloader's check, with the public key: structure, size, hash, then signature.
@@ -86,10 +86,10 @@ verify_image(image, key=trusted)
 # firmware signed with another private key, one the devices do not trust.
 
 # %%
-tampered = course.flip_byte(image)
+tampered = lesson.flip_byte(image)
 wrong_key = build_image(version="2.0.0", size=IMAGE_SIZE, key=key, broken="wrong-key")
 images = {"signed": image, "tampered": tampered, "wrong key": wrong_key}
-course.verify_table(images, key=trusted)
+lesson.verify_table(images, key=trusted)
 
 # %% [markdown]
 # The tampered copy still carries the hash the signer computed (`hash_tlv`), but its bytes
@@ -159,7 +159,7 @@ for row in said.itertuples():
 # image they refused, so that a later update starts from a clean slot.
 
 # %%
-course.flash_table(lab, DEVICES)
+lesson.flash_table(lab, DEVICES)
 
 # %% [markdown]
 # ## 6 · Side by side
@@ -179,13 +179,13 @@ fig.tight_layout()
 # %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Why is a tampered image never booted?
 
 # %%
 why_never_booted = None  # a few words
-exercises.check("secureboot.never_booted", why_never_booted)
+lesson.check("secureboot.never_booted", why_never_booted)
 
 # %% [markdown]
 # **2.** The devices run from slot a and download into slot b. Which slot runs after a
@@ -193,7 +193,7 @@ exercises.check("secureboot.never_booted", why_never_booted)
 
 # %%
 slot_after_rollback = None  # "a" or "b"
-exercises.check("secureboot.slot_after_rollback", slot_after_rollback)
+lesson.check("secureboot.slot_after_rollback", slot_after_rollback)
 
 # %% [markdown]
 # **3.** Which key does the bootloader use to verify an image's signature: the lab key's
@@ -201,7 +201,7 @@ exercises.check("secureboot.slot_after_rollback", slot_after_rollback)
 
 # %%
 verifying_key = None  # "private" or "public"
-exercises.check("secureboot.verifying_key", verifying_key)
+lesson.check("secureboot.verifying_key", verifying_key)
 
 # %% [markdown]
 # ## Shut the lab down

@@ -28,9 +28,9 @@
 # firmware) goes out: the canary fails, and wave 1 is never started.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l07_fleet_campaign as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 DEVICES = 20 if FAST else 100  # devices in the fleet
 TIME_SCALE = 100 if FAST else 50  # simulated seconds per wall second
 CANARY = 2  # devices in the canary wave
@@ -48,13 +48,12 @@ SEED = 3
 # you trust, without faults. Time runs `TIME_SCALE` times faster than your clock.
 
 # %%
-from labkit import exercises
 from labkit.fota.campaign import plan_waves
 from labkit.plots import plot_fleet_timeline, plot_result_counts
 from labkit.ui import FleetDashboard
 
-lab = course.scaled_lab(TIME_SCALE, seed=SEED)
-fleet = course.fleet(lab, DEVICES, faults="boot-fail:0.1,link-drop:0.05", seed=SEED, clean=CANARY)
+lab = lesson.scaled_lab(TIME_SCALE, seed=SEED)
+fleet = lesson.fleet(lab, DEVICES, faults="boot-fail:0.1,link-drop:0.05", seed=SEED, clean=CANARY)
 
 # %%
 fleet.table().value_counts(["profile", "faults"]).rename("devices").reset_index()
@@ -89,7 +88,7 @@ dashboard
 
 # %%
 campaign = fleet.campaign(
-    course.package("2.0.0", 16_384),
+    lesson.package("2.0.0", 16_384),
     canary=CANARY,
     waves=(25, 50, 100),
     max_concurrent=MAX_IN_FLIGHT,
@@ -107,7 +106,7 @@ running = fleet.start(campaign)
 # (the number of `started` devices does not grow), resumes, and waits for the end:
 
 # %%
-course.pause_and_resume(campaign, running, after=4, hold_s=1.5)
+lesson.pause_and_resume(campaign, running, after=4, hold_s=1.5)
 
 # %% [markdown]
 # The dashboard as it stands now (the same table as above, as a DataFrame):
@@ -154,7 +153,7 @@ ax = plot_result_counts(events, by="wave")
 # the default `canary_max_failures=0` one failed canary is enough to stop the campaign.
 
 # %%
-broken = fleet.campaign(course.bad_package(16_384), canary=CANARY, waves=(25, 50, 100))
+broken = fleet.campaign(lesson.bad_package(16_384), canary=CANARY, waves=(25, 50, 100))
 fleet.run(broken)
 
 # %%
@@ -168,13 +167,13 @@ broken.waves()
 #
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Why did wave 1 of the broken release never start? Answer in a few words.
 
 # %%
 why_stopped = None  # a few words
-exercises.check("fleet.stopped_why", why_stopped)
+lesson.check("fleet.stopped_why", why_stopped)
 
 # %% [markdown]
 # **2.** A fleet of 20 devices, a canary of 2, then `waves=(25, 50, 100)`: how many devices
@@ -182,14 +181,14 @@ exercises.check("fleet.stopped_why", why_stopped)
 
 # %%
 wave_1_size = None  # a number of devices
-exercises.check("fleet.wave_size", wave_1_size)
+lesson.check("fleet.wave_size", wave_1_size)
 
 # %% [markdown]
 # **3.** Which Update Result codes would you let a campaign retry on its own (`retry_on`)?
 
 # %%
 retry_codes = None  # a list of codes, e.g. [2, 3]
-exercises.check("fleet.retry_codes", retry_codes)
+lesson.check("fleet.retry_codes", retry_codes)
 
 # %% [markdown]
 # ## Shut the lab down

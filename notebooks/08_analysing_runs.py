@@ -28,9 +28,9 @@
 # `RUNS` at their folder (`data/runs` by default for the lab and `labkit simulate`).
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l08_analysing_runs as lesson
 
-FAST = course.fast_mode()  # the samples are small: fast mode changes nothing here
+FAST = lesson.fast_mode()  # the samples are small: fast mode changes nothing here
 RUNS = None  # None: the sample runs of this checkout (data/samples), or a folder of runs
 
 # %% [markdown]
@@ -41,7 +41,6 @@ RUNS = None  # None: the sample runs of this checkout (data/samples), or a folde
 # a single update has no policy, a campaign no transfer protocol).
 
 # %%
-from labkit import exercises
 from labkit.plots import (
     plot_decision_scatter,
     plot_result_counts,
@@ -169,25 +168,25 @@ for ax, rows, name in zip(axes, [lab_rows, capture.frame], names, strict=True):
 # ## Exercises
 #
 # Replace `None` with your answer and run the cell; compute it from the tables above.
-# `exercises.hint(name)` gives a hint.
+# `lesson.hint(name)` gives a hint.
 #
 # **1.** How many devices of the `threshold` campaign ended with `CONNECTION_LOST` (Result 4)?
 # Then look at their faults in the `outcomes` table: could a policy have saved them?
 
 # %%
 threshold_lost = None  # a number
-exercises.check("analysis.connection_lost", threshold_lost)
+lesson.check("analysis.connection_lost", threshold_lost)
 
 # %% [markdown]
 # **2.** What share of the 50 devices of the `threshold` campaign were updated successfully?
 
 # %%
 threshold_share = None  # a fraction like 0.5, or a percentage like "50 %"
-exercises.check("analysis.threshold_success", threshold_share)
+lesson.check("analysis.threshold_success", threshold_share)
 
 # %% [markdown]
 # **3.** From how many different UDP ports did `sim-0001` talk to the server in the capture?
 
 # %%
 capture_ports = None  # a number
-exercises.check("analysis.capture_ports", capture_ports)
+lesson.check("analysis.capture_ports", capture_ports)

@@ -28,9 +28,9 @@
 # whose State timeline you plot. The notebook ends with what to check on a real device.
 
 # %% tags=["parameters"]
-from labkit import course
+from labkit.course import l09_real_device as lesson
 
-FAST = course.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
+FAST = lesson.fast_mode()  # True under `make test` (LABKIT_FAST=1): smaller, quicker runs
 ENDPOINT = "board-1"  # the endpoint name the (stand-in) device registers with
 IMAGE_SIZE = 16_384 if FAST else 131_072  # payload bytes of the signed image
 BLOCK_SIZE = 256  # Zephyr's default CONFIG_LWM2M_COAP_BLOCK_SIZE
@@ -99,7 +99,7 @@ TIMEOUT = 45  # seconds: no command started here runs longer than this
 # java -jar leshan-client-demo.jar -u coap://127.0.0.1:5683 -n leshan-1
 # ```
 #
-# Check which objects it announces (`course.objects_table(lab.wait_for_registration("leshan-1"))`):
+# Check which objects it announces (`lesson.objects_table(lab.wait_for_registration("leshan-1"))`):
 # if `/5` is not among them there is nothing to update, but registration, Read and Observe
 # (notebook 01) work all the same.
 #
@@ -114,7 +114,7 @@ TIMEOUT = 45  # seconds: no command started here runs longer than this
 import tempfile
 from pathlib import Path
 
-from labkit import Lab, exercises
+from labkit import Lab
 from labkit.plots import plot_state_timeline
 from labkit.record import read_run
 from labkit.repo.images import build_image, ensure_key, inspect_image
@@ -133,8 +133,8 @@ inspect_image(image)
 
 # %%
 lab = Lab().start()
-device_command = course.labkit_command(f"device --server {lab.server_uri} --endpoint {ENDPOINT}")
-course.shell(device_command)
+device_command = lesson.labkit_command(f"device --server {lab.server_uri} --endpoint {ENDPOINT}")
+lesson.shell(device_command)
 
 # %% [markdown]
 # The next cell runs the whole visit: it starts the stand-in, waits for its registration, shows
@@ -143,9 +143,9 @@ course.shell(device_command)
 # stops the stand-in whatever happened (it de-registers); it could not outlive `TIMEOUT` anyway.
 
 # %%
-with course.run_in_background(device_command, cwd=work, timeout=TIMEOUT) as stand_in:
+with lesson.run_in_background(device_command, cwd=work, timeout=TIMEOUT) as stand_in:
     registration = lab.wait_for_registration(ENDPOINT, timeout=20)
-    announced = course.objects_table(registration)
+    announced = lesson.objects_table(registration)
     outcome = lab.update(ENDPOINT, image, method="push", block_size=BLOCK_SIZE, timeout=20)
 announced
 
@@ -178,13 +178,13 @@ ax = plot_state_timeline(lab.events(), ENDPOINT)
 # there), and a second stand-in registers to it.
 
 # %%
-port = course.free_port()
-fota_command = course.labkit_command(
+port = lesson.free_port()
+fota_command = lesson.labkit_command(
     f"fota --listen 127.0.0.1:{port} --endpoint board-2 --package app-2.0.0.bin"
     f" --method push --block-size {BLOCK_SIZE} --timeout 20 --record runs"
 )
-board_command = course.labkit_command(f"device --server coap://127.0.0.1:{port} --endpoint board-2")
-course.shell(fota_command)
+board_command = lesson.labkit_command(f"device --server coap://127.0.0.1:{port} --endpoint board-2")
+lesson.shell(fota_command)
 
 # %% [markdown]
 # The command waits for the device; the stand-in starts once the server is listening. Both are
@@ -192,9 +192,9 @@ course.shell(fota_command)
 # when the update worked.
 
 # %%
-with course.run_in_background(fota_command, cwd=work, timeout=TIMEOUT) as fota:
+with lesson.run_in_background(fota_command, cwd=work, timeout=TIMEOUT) as fota:
     fota.wait_for_line("listening on", timeout=20)
-    with course.run_in_background(board_command, cwd=work, timeout=TIMEOUT):
+    with lesson.run_in_background(board_command, cwd=work, timeout=TIMEOUT):
         fota_result = fota.wait()
 fota_result
 
@@ -239,20 +239,20 @@ ax = plot_state_timeline(run.events, "board-2")
 #
 # ## Exercises
 #
-# Replace `None` with your answer and run the cell. `exercises.hint(name)` gives a hint.
+# Replace `None` with your answer and run the cell. `lesson.hint(name)` gives a hint.
 #
 # **1.** Which CoAP block size does Zephyr's LwM2M client use by default?
 
 # %%
 zephyr_block_size = None  # bytes
-exercises.check("real.zephyr_block_size", zephyr_block_size)
+lesson.check("real.zephyr_block_size", zephyr_block_size)
 
 # %% [markdown]
 # **2.** `labkit fota` waited for a board that never registered. Which exit code does it return?
 
 # %%
 exit_code_never_registered = None  # a number
-exercises.check("real.timeout_exit", exit_code_never_registered)
+lesson.check("real.timeout_exit", exit_code_never_registered)
 
 # %% [markdown]
 # **3.** Which resource do you read to be sure the board runs the new firmware, even on a
@@ -260,7 +260,7 @@ exercises.check("real.timeout_exit", exit_code_never_registered)
 
 # %%
 proof_path = None  # a path like "/5/0/3"
-exercises.check("real.version_path", proof_path)
+lesson.check("real.version_path", proof_path)
 
 # %% [markdown]
 # ## Shut the lab down

@@ -7,15 +7,18 @@ Every ``notebooks/NN_name.ipynb``:
 * is paired with ``notebooks/NN_name.py`` in jupytext's py:percent format, and both files hold
   the same cells (types, sources and tags);
 * opens with a Markdown cell holding its title and a "What you will see" paragraph, has a code
-  cell tagged ``parameters`` as its first code cell (setting ``FAST`` from
-  ``course.fast_mode()``), ends with a code cell that closes its lab (when it starts one:
+  cell tagged ``parameters`` as its first code cell (importing its own lesson module,
+  ``from labkit.course import lNN_name as lesson``, and setting ``FAST`` from
+  ``lesson.fast_mode()``), ends with a code cell that closes its lab (when it starts one:
   08 reads saved runs and starts none), and has one to three
-  exercises, each registered in :mod:`labkit.exercises` for that notebook;
+  exercises, each registered by its lesson module (:mod:`labkit.course.exercises`) for that
+  notebook;
 * is thin: a few logical lines per code cell;
 * is listed in ``notebooks/README.md``.
 
 Adding notebook 03 needs no change here: write ``notebooks/03_name.py``, run
-``jupytext --sync notebooks/03_name.py``, register its exercises.
+``jupytext --sync notebooks/03_name.py``, write ``labkit/course/l03_name.py`` with its helpers
+and exercises.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import pytest
 jupytext = pytest.importorskip("jupytext")
 nbformat = pytest.importorskip("nbformat")
 
-from labkit import exercises  # noqa: E402
+from labkit.course import exercises  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -104,7 +107,7 @@ def code_cells(nb: Any) -> list[Any]:
 
 def exercise_names(nb: Any) -> list[str]:
     text = "\n".join(c.source for c in code_cells(nb))
-    return re.findall(r"exercises\.check\(\s*[\"']([^\"']+)[\"']", text)
+    return re.findall(r"lesson\.check\(\s*[\"']([^\"']+)[\"']", text)
 
 
 # -- the course as a whole ----------------------------------------------------------------------
@@ -138,7 +141,7 @@ def test_readme_lists_every_notebook() -> None:
 
 def test_every_registered_exercise_is_in_its_notebook() -> None:
     used = {name for path in NOTEBOOKS for name in exercise_names(nbformat.read(path, 4))}
-    unused = sorted(set(exercises.EXERCISES) - used)
+    unused = sorted(set(exercises.all_exercises()) - used)
     assert not unused, f"exercises registered but in no notebook: {unused}"
 
 
@@ -169,7 +172,14 @@ def test_notebook_opens_with_title_and_what_you_will_see(path: Path) -> None:
 def test_first_code_cell_holds_the_parameters(path: Path) -> None:
     first = code_cells(nbformat.read(path, as_version=4))[0]
     assert "parameters" in first.metadata.get("tags", [])
-    assert "FAST = course.fast_mode()" in first.source
+    assert f"from labkit.course import l{path.stem} as lesson\n" in first.source
+    assert "FAST = lesson.fast_mode()" in first.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_has_its_lesson_module(path: Path) -> None:
+    module = ROOT / "labkit" / "course" / f"l{path.stem}.py"
+    assert module.exists(), f"{path.name} has no lesson module {module.relative_to(ROOT)}"
 
 
 def starts_a_lab(nb: Any) -> bool:
@@ -194,8 +204,9 @@ def test_notebook_has_one_to_three_registered_exercises(path: Path) -> None:
     names = exercise_names(nbformat.read(path, as_version=4))
     assert 1 <= len(names) <= 3, f"{path.name} checks {len(names)} exercises"
     for name in names:
-        assert name in exercises.EXERCISES, f"{name!r} is not registered"
-        assert exercises.EXERCISES[name].notebook == path.stem
+        registered = exercises.all_exercises()
+        assert name in registered, f"{name!r} is not registered"
+        assert registered[name].notebook == path.stem
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -257,7 +268,7 @@ def test_logical_lines_count_statements_not_brackets() -> None:
 
 def test_starts_a_lab_tells_a_notebook_without_a_lab() -> None:
     assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("lab = Lab().start()")))
-    assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("x = 1\nlab = course.scaled_lab()")))
+    assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("x = 1\nlab = lesson.scaled_lab()")))
     # a mention in a comment counts too: the closing rule stays strict
     assert starts_a_lab(_notebook(nbformat.v4.new_code_cell("r = read_run(p)  # the Lab() of 00")))
     assert not starts_a_lab(_notebook(nbformat.v4.new_code_cell("lab_rows = read_run(p).events")))

@@ -64,6 +64,7 @@ from urllib.parse import urlsplit
 import aiocoap
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
 
 from labkit.client.bootloader import Bootloader
@@ -216,20 +217,20 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
         device = self._device
         down = device.link_down_remaining()
         if down > 0:  # link-drop: nothing gets through until the link is back
-            await device._hold(device._wall(down))
-            response = device._refuse("5.03", "the link was down")
+            await device._hold(device._wall(down))  # noqa: SLF001 - the device's own site
+            response = device._refuse("5.03", "the link was down")  # noqa: SLF001 - the device's own site
         else:
-            answer = device._render(request)
+            answer = device._render(request)  # noqa: SLF001 - the device's own site
             if answer is None:  # power lost or link dropped while handling it: never answered
                 down = device.link_down_remaining()
-                await device._hold(device._wall(down) if down else _MAX_HOLD)
-                answer = device._refuse("5.03", "the link was down")
+                await device._hold(device._wall(down) if down else _MAX_HOLD)  # noqa: SLF001 - the device's own site
+                answer = device._refuse("5.03", "the link was down")  # noqa: SLF001 - the device's own site
             response = answer
-        response.transport_tuning = device._reply_tuning  # a separate response: scaled timers
+        response.transport_tuning = device._reply_tuning  # a separate response: scaled timers  # noqa: SLF001 - the device's own site
         return response
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
-        self._device._add_observation(request, serverobservation)
+        self._device._add_observation(request, serverobservation)  # noqa: SLF001 - the device's own site
 
     def get_link_description(self) -> None:
         return None
@@ -661,10 +662,8 @@ class SimulatedDevice:
         agent = self._firmware
         if name == "power-loss":
             plan.power_cut_point = None
-        elif name == "link-drop":
-            agent._link_drop_at = None
-        elif name == "corrupt-in-flash":
-            agent._corrupt_at = None
+        elif name in ("link-drop", "corrupt-in-flash"):
+            agent.call_off(name)
         elif name == "no-http":
             now = self.fw.protocols
             self._set_protocols(
@@ -701,6 +700,38 @@ class SimulatedDevice:
     def _request_wall(self) -> float:
         """Wall bound of one request the device sends (``request_timeout``, scaled, floored)."""
         return max(MIN_WALL_TIMEOUT_S, self._wall(self.request_timeout))
+
+    # -- what the firmware agent uses (labkit.client.firmware.FirmwareHost) ----------------
+    def wall(self, sim_seconds: float) -> float:
+        """The wall duration of ``sim_seconds`` simulated seconds (what the loop waits)."""
+        return self._wall(sim_seconds)
+
+    def request_wall(self) -> float:
+        """Wall bound of one request the device sends (``request_timeout``, scaled, floored)."""
+        return self._request_wall()
+
+    def set_internal(self, path: Path | str, value: Any) -> None:
+        """Set a resource from inside the device; observers of it are notified."""
+        self._set_internal(path, value)
+
+    async def install_and_reboot(self) -> None:
+        """After Execute Update: reboot into the bootloader (see :meth:`_install_and_reboot`)."""
+        await self._install_and_reboot()
+
+    @property
+    def push_size1(self) -> int | None:
+        """The Size1 of the PUSH under way (the whole package), if the server sent one."""
+        return self._push_size1
+
+    @property
+    def coap_context(self) -> aiocoap.Context | None:
+        """The device's CoAP context (None while it is off)."""
+        return self._ctx
+
+    @property
+    def transport_tuning(self) -> TransportTuning:
+        """The scaled RFC 7252 timers of the CON requests the device sends."""
+        return self._tuning
 
     async def _hold(self, seconds: float) -> None:
         """Never answer (until ``seconds`` wall seconds pass, or the device powers off)."""

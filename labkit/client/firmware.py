@@ -64,7 +64,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiocoap
 from aiocoap.optiontypes import BlockOption
@@ -94,9 +94,16 @@ from labkit.lwm2m.fota import (
     StoreBlock,
 )
 from labkit.lwm2m.objects import ProtocolSupport, Severity, State, UpdateResult
+from labkit.lwm2m.paths import Path
 
 if TYPE_CHECKING:
-    from labkit.client.device import SimulatedDevice
+    from collections.abc import Coroutine
+
+    from aiocoap.numbers.constants import TransportTuning
+
+    from labkit.client.bootloader import Bootloader
+    from labkit.client.model import Battery, FaultPlan, FaultTiming, FlashStorage
+    from labkit.client.store import ObjectStore
 
 __all__ = [
     "PACKAGE_MAGIC",
@@ -361,10 +368,75 @@ class _PullSink:
             self._agent.download["etag"] = value.hex() if value else None
 
     def begin(self, total: int | None, etag: bytes | None, offset: int) -> None:
-        self._agent._pull_begin(total, etag, offset)
+        self._agent._pull_begin(total, etag, offset)  # noqa: SLF001 - the agent's own sink
 
     def block(self, num: int, offset: int, data: bytes) -> None:
-        self._agent._accept_block(num, data)
+        self._agent._accept_block(num, data)  # noqa: SLF001 - the agent's own sink
+
+
+class FirmwareHost(Protocol):
+    """What a :class:`FirmwareAgent` uses of the device it runs in (implemented by
+    :class:`~labkit.client.device.SimulatedDevice`): its store, flash, bootloader, battery and
+    faults, its clock and event sink, its task spawner, its CoAP context and timings."""
+
+    @property
+    def store(self) -> ObjectStore: ...
+    @property
+    def storage(self) -> FlashStorage: ...
+    @property
+    def bootloader(self) -> Bootloader: ...
+    @property
+    def battery(self) -> Battery: ...
+    @property
+    def faults(self) -> FaultPlan: ...
+    @property
+    def fault_timing(self) -> FaultTiming: ...
+    @property
+    def installer(self) -> Callable[[bytes], InstallOutcome] | None: ...
+    @property
+    def ram(self) -> int: ...
+    @property
+    def flash_size(self) -> int: ...
+    @property
+    def firmware_version(self) -> str: ...
+    @property
+    def download_szx(self) -> int: ...
+    @property
+    def download_retries(self) -> int: ...
+    @property
+    def retry_delay(self) -> float: ...
+    @property
+    def request_timeout(self) -> float: ...
+    @property
+    def push_idle_timeout(self) -> float: ...
+    @property
+    def push_size1(self) -> int | None:
+        """The Size1 of the PUSH under way (the whole package), if the server sent one."""
+
+    @property
+    def coap_context(self) -> aiocoap.Context | None:
+        """The device's CoAP context (None while it is off)."""
+
+    @property
+    def transport_tuning(self) -> TransportTuning: ...
+
+    def now(self) -> float: ...
+    def wall(self, sim_seconds: float) -> float:
+        """The wall duration of ``sim_seconds`` simulated seconds."""
+
+    def request_wall(self) -> float:
+        """The wall bound of one request the device sends."""
+
+    def emit(self, kind: str, **fields: Any) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def guarded(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def set_internal(self, path: Path | str, value: Any) -> None:
+        """Set a resource from inside the device (observers are notified)."""
+
+    def link_down_for(self, seconds: float) -> None: ...
+    async def power_loss(self) -> None: ...
+    async def install_and_reboot(self) -> None:
+        """After Execute Update: reboot into the bootloader, which installs or rolls back."""
 
 
 class FirmwareAgent:
@@ -403,7 +475,7 @@ class FirmwareAgent:
     )
 
     def __init__(
-        self, device: SimulatedDevice, machine: FirmwareUpdateMachine, firmware_version: str
+        self, device: FirmwareHost, machine: FirmwareUpdateMachine, firmware_version: str
     ) -> None:
         self._device = device
         self.machine = machine
@@ -471,7 +543,7 @@ class FirmwareAgent:
                 self._stop_push_timer()
                 self.download = None
             elif isinstance(action, StartInstall):
-                dev.spawn(dev._install_and_reboot())
+                dev.spawn(dev.install_and_reboot())
             elif isinstance(action, StartDeferral):
                 self._start_deferral(action.max_period)
         if self.machine.state is not State.DOWNLOADED or self.machine.result is not (
@@ -491,7 +563,7 @@ class FirmwareAgent:
         for rid, value in self.machine.resources().items():
             path = f"/5/0/{rid}"
             if dev.store.exists(path):
-                dev._set_internal(
+                dev.set_internal(
                     path, dict(enumerate(value)) if isinstance(value, tuple) else value
                 )
         if dev.store.exists("/5/0/7"):
@@ -500,7 +572,7 @@ class FirmwareAgent:
                 version = self.pending.get("version")
             elif self.package:
                 version = package_version(bytes(self.package[:256]))
-            dev._set_internal("/5/0/7", version or "")
+            dev.set_internal("/5/0/7", version or "")
 
     def reset_for_reboot(self) -> None:
         """Stop downloads and timers (the device is powering off); close the slot files."""
@@ -724,10 +796,18 @@ class FirmwareAgent:
     def _push_block(self, num: int, data: bytes) -> None:
         dev = self._device
         if num == 0 or self.download is None:
-            self._start_transfer("push", "", dev._push_size1)
-            self._check_total(dev._push_size1)
+            self._start_transfer("push", "", dev.push_size1)
+            self._check_total(dev.push_size1)
         self._accept_block(num, data)
         self._arm_push_timer()
+
+    def call_off(self, fault: str) -> None:
+        """Call off what fault ``fault`` planned for the transfer under way (``link-drop``:
+        the drop at a block; ``corrupt-in-flash``: the bit flip); other names do nothing."""
+        if fault == "link-drop":
+            self._link_drop_at = None
+        elif fault == "corrupt-in-flash":
+            self._corrupt_at = None
 
     def _pull_begin(self, total: int | None, etag: bytes | None, offset: int) -> None:
         dl = self.download
@@ -777,7 +857,7 @@ class FirmwareAgent:
         dl["offset"] = offset + len(data)
         level = dev.battery.percent
         if dev.battery.drain_block(len(data)) != level:
-            dev._set_internal("/3/0/9", dev.battery.percent)
+            dev.set_internal("/3/0/9", dev.battery.percent)
         if dl.get("method") == "pull":
             scheme = str(dl["uri"]).partition(":")[0]
             dev.emit(
@@ -823,7 +903,7 @@ class FirmwareAgent:
                 dev.emit("error", detail=f"push stalled for {dev.push_idle_timeout} s: Result 4")
                 dev.guarded(self.handle, DownloadFailed(result=UpdateResult.CONNECTION_LOST))
 
-        self._push_timer = loop.call_later(dev._wall(dev.push_idle_timeout), stalled)
+        self._push_timer = loop.call_later(dev.wall(dev.push_idle_timeout), stalled)
 
     def _stop_push_timer(self) -> None:
         if self._push_timer is not None:
@@ -849,7 +929,7 @@ class FirmwareAgent:
             self.defer_deadline = None
             self._device.guarded(self.handle, DeferralEnded())
 
-        self._deferral = loop.call_later(self._device._wall(delay), ended)
+        self._deferral = loop.call_later(self._device.wall(delay), ended)
 
     def _stop_deferral(self) -> None:
         if self._deferral is not None:
@@ -872,28 +952,28 @@ class FirmwareAgent:
             if complete:
                 pass  # resumed after a power cut that came right after the last block
             elif protocol is ProtocolSupport.COAP:
-                ctx = dev._ctx
+                ctx = dev.coap_context
                 if ctx is None:
                     raise DownloadError("device is offline", UpdateResult.CONNECTION_LOST)
                 await coap_download(
                     ctx,
                     uri,
                     szx=dev.download_szx,
-                    request_timeout=dev._request_wall(),
+                    request_timeout=dev.request_wall(),
                     sink=sink,
                     retries=dev.download_retries,
-                    retry_delay=dev._wall(dev.retry_delay),
+                    retry_delay=dev.wall(dev.retry_delay),
                     on_retry=on_retry,
-                    transport_tuning=dev._tuning,
+                    transport_tuning=dev.transport_tuning,
                 )
             elif protocol is ProtocolSupport.HTTP:
                 await http_download(
                     uri,
                     sink,
-                    timeout=dev._request_wall(),
+                    timeout=dev.request_wall(),
                     block_size=max(1 << (dev.download_szx + 4), min(dev.ram, HTTP_PIECE_MAX)),
                     retries=dev.download_retries,
-                    retry_delay=dev._wall(dev.retry_delay),
+                    retry_delay=dev.wall(dev.retry_delay),
                     on_retry=on_retry,
                 )
             else:
@@ -912,7 +992,7 @@ class FirmwareAgent:
             # Every GET now times out; the device gives up once its retries are spent.
             tries = dev.download_retries + 1
             wait = tries * dev.request_timeout + dev.download_retries * dev.retry_delay
-            await asyncio.sleep(dev._wall(min(dev.fault_timing.link_drop_s, wait)))
+            await asyncio.sleep(dev.wall(min(dev.fault_timing.link_drop_s, wait)))
             result = UpdateResult.CONNECTION_LOST
             detail = f"{exc}: no answer to {tries} tries"
         except Exception as exc:  # DownloadError, StoreError, or a bug: never stay in 1

@@ -37,7 +37,7 @@ HELP = "update one device (push or pull), print RESULT <code> <NAME>"
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    from labkit.cli import host_port
+    from labkit.cliutil import host_port
 
     return host_port(text)
 

@@ -104,7 +104,7 @@ def _policy_params(text: str) -> dict[str, Any]:
 
 
 def configure_simulate(p: argparse.ArgumentParser) -> None:
-    from labkit.cli import positive_int
+    from labkit.cliutil import positive_int
     from labkit.policy import POLICIES
     from labkit.sim.profiles import PROFILE_NAMES
 

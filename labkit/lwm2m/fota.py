@@ -491,15 +491,15 @@ def _scheme_unsupported(machine: FirmwareUpdateMachine, uri: str) -> bool:
 
 RESET = Guard("reset payload", lambda m, e: e.is_reset)
 PULL_ONLY = Guard("delivery pull only", lambda m, e: m.delivery is DeliveryMethod.PULL_ONLY)
-PULLING = Guard("pull running", lambda m, e: not m._push)
-PUSHING = Guard("push running", lambda m, e: m._push)
+PULLING = Guard("pull running", lambda m, e: not m._push)  # noqa: SLF001 - guard of this module's machine
+PUSHING = Guard("push running", lambda m, e: m._push)  # noqa: SLF001 - guard of this module's machine
 FIRST_BLOCK = Guard("block 0, more", lambda m, e: e.block_number == 0 and e.more)
 SINGLE = Guard("block 0, last", lambda m, e: e.block_number == 0 and not e.more)
-NEXT_BLOCK = Guard("next block, more", lambda m, e: e.block_number == m._next_block and e.more)
-LAST_BLOCK = Guard("next block, last", lambda m, e: e.block_number == m._next_block and not e.more)
+NEXT_BLOCK = Guard("next block, more", lambda m, e: e.block_number == m._next_block and e.more)  # noqa: SLF001 - guard of this module's machine
+LAST_BLOCK = Guard("next block, last", lambda m, e: e.block_number == m._next_block and not e.more)  # noqa: SLF001 - guard of this module's machine
 REPEATED_BLOCK = Guard(
     "previous block again",
-    lambda m, e: m._next_block is not None and e.block_number == m._next_block - 1,
+    lambda m, e: m._next_block is not None and e.block_number == m._next_block - 1,  # noqa: SLF001 - guard of this module's machine
 )
 AUTO = Guard("auto upgrade", lambda m, e: m.auto_upgrade)
 EMPTY_URI = Guard("empty uri", lambda m, e: e.uri == "")
@@ -513,7 +513,7 @@ USER_DEFERS = Guard(
     lambda m, e: e.user_defers and _version(m) >= (1, 1) and m.max_defer_period > 0,
 )
 DEFERRAL_PENDING = Guard("result 11", lambda m, e: m.result is UpdateResult.DEFERRED)
-PUSH_JUST_ENDED = Guard("right after the last push block", lambda m, e: m._push_just_ended)
+PUSH_JUST_ENDED = Guard("right after the last push block", lambda m, e: m._push_just_ended)  # noqa: SLF001 - guard of this module's machine
 IMAGE_UNUSABLE = Guard("image unusable", lambda m, e: not e.image_usable)
 BAD_SEVERITY = Guard("value not 0..2", lambda m, e: e.value not in (0, 1, 2))
 NEGATIVE = Guard("value below 0", lambda m, e: e.value < 0)

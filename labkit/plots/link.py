@@ -202,7 +202,7 @@ def plot_link_decisions(
 
     ok = ~np.isnan(rssi)
     if ok.any():
-        kw = {"color": RSSI_COLOR, "linewidth": 2.0, "marker": ".", "markersize": 5}
+        kw: dict[str, Any] = {"color": RSSI_COLOR, "linewidth": 2.0, "marker": ".", "markersize": 5}
         kw.update(kwargs)
         (line,) = ax.plot(tx[ok] / per, rssi[ok], label="RSSI (dBm)", gid="rssi", **kw)
         handles.append(line)
@@ -259,7 +259,7 @@ def plot_link_decisions(
         sel = names == name
         known = sel & ~np.isnan(d_rssi)
         unknown = sel & np.isnan(d_rssi)
-        common = {
+        common: dict[str, Any] = {
             "marker": st.marker,
             "color": st.color,
             "edgecolors": "black",
@@ -370,7 +370,12 @@ def plot_decision_scatter(
         sel = (names == name) & known
         if not sel.any():
             continue
-        kw = {"alpha": 0.85, "s": st.size**2 * 0.8, "edgecolors": "black", "linewidths": 0.7}
+        kw: dict[str, Any] = {
+            "alpha": 0.85,
+            "s": st.size**2 * 0.8,
+            "edgecolors": "black",
+            "linewidths": 0.7,
+        }
         kw.update(kwargs)
         ax.scatter(
             values[sel],

@@ -14,7 +14,7 @@ s, min or h depending on the span. Drawing functions return the Axes and never c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,7 @@ def _default_device(events: pd.DataFrame) -> str | None:
     return started[0] if started else devices[0]
 
 
-def _hatch_color(name: str, color: str) -> dict[str, str]:
+def _hatch_color(name: str, color: str) -> dict[str, Any]:
     """``{name: color}`` when this matplotlib can colour hatches apart from edges (3.10+ for
     patches, 3.11+ for collections); otherwise nothing, and hatches take the edge colour."""
     from matplotlib.collections import Collection

@@ -423,7 +423,7 @@ def _flush_loop(
         recorder = ref()
         if recorder is None:
             return
-        recorder._background_flush()
+        recorder._background_flush()  # noqa: SLF001 - the recorder's own thread
         del recorder
 
 

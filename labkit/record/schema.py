@@ -490,8 +490,9 @@ def _dictionary_codes(
     if categories is None:
         present: set[str] = set()
         for i, (idx, chunk_names) in enumerate(zip(indices, names, strict=True)):
-            used[i] = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
-            present.update(chunk_names[j] for j in np.flatnonzero(used[i]))
+            seen = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
+            used[i] = seen
+            present.update(chunk_names[j] for j in np.flatnonzero(seen))
         categories = sorted(present)
     dtype = _code_dtype(len(categories))
     position = {name: i for i, name in enumerate(categories)}
@@ -501,9 +502,10 @@ def _dictionary_codes(
         remap = np.array([position.get(name, -1) for name in chunk_names] + [-1], dtype=dtype)
         unknown = remap[:-1] < 0
         if unknown.any():
-            if used[i] is None:
-                used[i] = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
-            if (unknown & used[i]).any():
+            seen_here = used[i]
+            if seen_here is None:
+                seen_here = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
+            if (unknown & seen_here).any():
                 return None
         np.take(remap, idx, out=out[start : start + len(idx)], mode="wrap")  # -1 -> last
         start += len(idx)

@@ -764,7 +764,7 @@ class _CoapRoot(resource.Resource, resource.PathCapable):  # type: ignore[misc]
         return False  # we slice Block2 ourselves (module docstring)
 
     async def render(self, request: Any) -> aiocoap.Message:
-        response = await self._repo._coap_render(request)
+        response = await self._repo._coap_render(request)  # noqa: SLF001 - the repository's own resource
         if response.opt.no_response is None:
             response.opt.no_response = request.opt.no_response
         return response

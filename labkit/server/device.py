@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiocoap
 from aiocoap import error as aioerror
@@ -49,8 +49,10 @@ from labkit.server.response import (
 )
 
 if TYPE_CHECKING:
+    from aiocoap.numbers.constants import TransportTuning
+
     from labkit.server.registry import Registration
-    from labkit.server.server import LwM2MServer
+
 
 def _rtt_now() -> float:
     """The running loop's clock, for round-trip times (simulated on a virtual-time loop,
@@ -58,7 +60,7 @@ def _rtt_now() -> float:
     return asyncio.get_running_loop().time()
 
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy", "ProxyHost"]
 
 #: Block size of pushed Writes (SZX 6, the largest regular CoAP block; digest 7.2).
 DEFAULT_BLOCK_SIZE = 1024
@@ -135,6 +137,33 @@ def _block_szx(block_size: int) -> int:
         ) from None
 
 
+class ProxyHost(Protocol):
+    """What a :class:`DeviceProxy` uses of its server (implemented by
+    :class:`~labkit.server.server.LwM2MServer`): the registrations, the CoAP context and its
+    timings, one lock per registration, the wake-up of queue-mode devices, the event sink and
+    the bookkeeping of answers and observations."""
+
+    request_timeout: float
+
+    @property
+    def registrations(self) -> Mapping[str, Registration]: ...
+    @property
+    def coap_context(self) -> aiocoap.Context: ...
+    @property
+    def transport_tuning(self) -> TransportTuning: ...
+
+    def emit(self, kind: str, **fields: Any) -> None: ...
+    def lock_for(self, reg: Registration) -> asyncio.Lock: ...
+    async def wait_awake(self, endpoint: str, timeout: float) -> Registration: ...
+    def record_response(
+        self, endpoint: str, resp: Response, *, method: str, detail: str
+    ) -> None: ...
+    def track_observation(self, reg: Registration, obs: Observation) -> None: ...
+    def observation_notified(self, obs: Observation, resp: Response) -> None: ...
+    def observation_ended(self, obs: Observation, exc: BaseException | None) -> None: ...
+    def observation_callback_failed(self, obs: Observation, exc: BaseException) -> None: ...
+
+
 class DeviceProxy:
     """Operations towards the device registered as ``endpoint``.
 
@@ -154,7 +183,7 @@ class DeviceProxy:
         When the transport reports the device unreachable.
     """
 
-    def __init__(self, server: LwM2MServer, endpoint: str) -> None:
+    def __init__(self, server: ProxyHost, endpoint: str) -> None:
         self._server = server
         self.endpoint = endpoint
 
@@ -309,13 +338,13 @@ class DeviceProxy:
             first=first,
             request=holder.get("request"),
             sent_at=holder.get("sent_at", _rtt_now()),
-            on_notification=server._notified,
-            on_end=server._observation_ended,
-            on_callback_error=server._observation_callback_failed,
+            on_notification=server.observation_notified,
+            on_end=server.observation_ended,
+            on_callback_error=server.observation_callback_failed,
             callback=callback,
         )
         if obs.active:
-            server._track_observation(holder["registration"], obs)
+            server.track_observation(holder["registration"], obs)
         return obs
 
     # -- machinery -------------------------------------------------------------------------
@@ -360,12 +389,12 @@ class DeviceProxy:
         while True:
             reg = self.registration
             if reg.queue_mode:
-                reg = await server._wait_awake(self.endpoint, max(0.0, deadline - loop.time()))
-            lock = server._lock_for(reg)
+                reg = await server.wait_awake(self.endpoint, max(0.0, deadline - loop.time()))
+            lock = server.lock_for(reg)
             try:
                 await asyncio.wait_for(lock.acquire(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                server._emit(
+                server.emit(
                     "error",
                     device=self.endpoint,
                     detail=f"still busy with a previous request after {timeout} s",
@@ -414,7 +443,7 @@ class DeviceProxy:
             if observe:
                 msg.opt.observe = 0
             msg.remote = reg.remote
-            server._emit(
+            server.emit(
                 "request",
                 device=self.endpoint,
                 path=str(path),
@@ -425,12 +454,12 @@ class DeviceProxy:
             sent = _rtt_now()
             # Observations are clocked without aiocoap's block-wise layer: it holds the
             # observation only weakly, and LwM2M notifications are small.
-            pr = server._context.request(msg, handle_blockwise=not observe)
+            pr = server.coap_context.request(msg, handle_blockwise=not observe)
             if holder is not None:
                 holder.update(request=pr, sent_at=sent, registration=reg)
             answer = await self._await(pr, timeout, op, path, method)
             resp = Response.from_message(answer, path, (_rtt_now() - sent) * 1000.0)
-            server._record_response(self.endpoint, resp, method=method, detail=op)
+            server.record_response(self.endpoint, resp, method=method, detail=op)
             return resp
 
     async def _await(self, pr: Any, timeout: float, op: str, path: Path, method: str) -> Any:
@@ -442,7 +471,7 @@ class DeviceProxy:
         try:
             return await asyncio.wait_for(asyncio.shield(response), timeout)
         except (TimeoutError, aioerror.TimeoutError) as exc:
-            server._emit(
+            server.emit(
                 "error",
                 device=self.endpoint,
                 path=str(path),
@@ -453,7 +482,7 @@ class DeviceProxy:
                 f"{self.endpoint}: {op} {path}: no answer within {timeout} s"
             ) from None
         except aioerror.Error as exc:  # ICMP unreachable, library shut down, ...
-            server._emit(
+            server.emit(
                 "error",
                 device=self.endpoint,
                 path=str(path),
@@ -485,7 +514,7 @@ class DeviceProxy:
         total = len(payload)
         method = _METHOD_NAMES.get(code, str(code))
         async with self._turn(timeout) as reg:
-            server._emit(
+            server.emit(
                 "request",
                 device=self.endpoint,
                 path=str(path),
@@ -512,12 +541,12 @@ class DeviceProxy:
                     msg.opt.size1 = total
                 msg.remote = reg.remote
                 sent = _rtt_now()
-                pr = server._context.request(msg, handle_blockwise=False)
+                pr = server.coap_context.request(msg, handle_blockwise=False)
                 answer = await self._await(pr, timeout, op, path, method)
                 rtt = (_rtt_now() - sent) * 1000.0
                 acode = code_text(answer.code)
                 ablock = answer.opt.block1
-                server._emit(
+                server.emit(
                     "block",
                     device=self.endpoint,
                     path=str(path),
@@ -552,18 +581,18 @@ class DeviceProxy:
                     if more:
                         # A 2.xx without Block1 before the end: the device ignored Block1
                         # (aiocoap assumes it knows what it does; so do we, but record it).
-                        server._emit(
+                        server.emit(
                             "error",
                             device=self.endpoint,
                             path=str(path),
                             code=acode,
                             detail=f"device ended the Block1 transfer early at {offset}/{total}",
                         )
-                server._record_response(
+                server.record_response(
                     self.endpoint, resp, method=method, detail=f"{op}, {offset}/{total} B"
                 )
                 return resp
 
     def _violation(self, path: Path, code: str, detail: str) -> RequestFailed:
-        self._server._emit("error", device=self.endpoint, path=str(path), code=code, detail=detail)
+        self._server.emit("error", device=self.endpoint, path=str(path), code=code, detail=detail)
         return RequestFailed(code, path, detail=detail)

@@ -117,7 +117,7 @@ class _Root(resource.Resource, resource.PathCapable):  # type: ignore[misc]
         self._server = server
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        return self._server._handle(request)
+        return self._server._handle(request)  # noqa: SLF001 - the server's own resource
 
 
 class LwM2MServer:
@@ -250,6 +250,44 @@ class LwM2MServer:
         if self._ctx is None:
             raise RuntimeError("the server is not started")
         return self._ctx
+
+    # -- what a DeviceProxy uses (labkit.server.device.ProxyHost) -------------------------
+    @property
+    def coap_context(self) -> aiocoap.Context:
+        """The server's CoAP context (requests to devices leave through its socket)."""
+        return self._context
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Record a server event (``source`` "server")."""
+        self._emit(kind, **fields)
+
+    def lock_for(self, reg: Registration) -> asyncio.Lock:
+        """The lock that serialises requests to one registration."""
+        return self._lock_for(reg)
+
+    async def wait_awake(self, endpoint: str, timeout: float) -> Registration:
+        """The registration once the (queue-mode) device is reachable."""
+        return await self._wait_awake(endpoint, timeout)
+
+    def record_response(self, endpoint: str, resp: Response, *, method: str, detail: str) -> None:
+        """Record a device's answer (event, typed values, last-seen time)."""
+        self._record_response(endpoint, resp, method=method, detail=detail)
+
+    def track_observation(self, reg: Registration, obs: Observation) -> None:
+        """Keep ``obs`` with its registration (it ends when the registration does)."""
+        self._track_observation(reg, obs)
+
+    def observation_notified(self, obs: Observation, resp: Response) -> None:
+        """An observation's notification arrived."""
+        self._notified(obs, resp)
+
+    def observation_ended(self, obs: Observation, exc: BaseException | None) -> None:
+        """An observation ended (``exc``: why, if it failed)."""
+        self._observation_ended(obs, exc)
+
+    def observation_callback_failed(self, obs: Observation, exc: BaseException) -> None:
+        """A notification callback raised."""
+        self._observation_callback_failed(obs, exc)
 
     # -- public queries --------------------------------------------------------------------
     @property

@@ -510,10 +510,10 @@ class LinkImpairment:
         """
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size!r}")
-        rssi, loss, _ = self._trace._point(t)
+        rssi, loss, _ = self._trace._point(t)  # noqa: SLF001 - same module: its own trace
         u_loss = self._uniform()
         u_jitter = self._uniform()  # drawn for every datagram, so the stream never shifts
-        profile = self._trace._profile
+        profile = self._trace._profile  # noqa: SLF001 - same module: its own trace
         jitter = -profile.jitter_at(rssi) * math.log1p(-u_jitter)
         delay = profile.delay_at(rssi) + jitter + size / profile.data_rate_at(rssi)
         drop = u_loss < loss

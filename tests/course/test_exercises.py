@@ -1,5 +1,6 @@
-"""The exercise checkers of the notebook course: right answers in every form, wrong answers
-with a reason, no crash on nonsense, the same verdict every time."""
+"""The exercise checkers of the notebook course (the registry in labkit.course.exercises, the
+checkers in each lesson module): right answers in every form, wrong answers with a reason, no
+crash on nonsense, the same verdict every time."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from labkit import exercises
-from labkit.exercises import EXERCISES, Verdict, check
+from labkit.course import exercises, l01_lwm2m_basics
+from labkit.course.exercises import EXERCISES, Verdict, check
 from labkit.lwm2m.formats import ContentFormat
 from labkit.lwm2m.objects import State, UpdateResult
 
+exercises.load_lessons()  # every lesson registers its exercises on import
 NAMES = sorted(EXERCISES)
 
 NONSENSE: list[Any] = [
@@ -198,7 +200,7 @@ def test_smallest_format_wrong_with_reason(answer: Any, why: str) -> None:
 
 
 def test_smallest_format_ranking_comes_from_the_codecs() -> None:
-    sizes = exercises._sizes()
+    sizes = l01_lwm2m_basics._sizes()
     assert min(sizes, key=sizes.__getitem__) is ContentFormat.TLV
     assert "TLV < SENML_CBOR < SENML_JSON" in check("basics.smallest_format", "TLV").why
 

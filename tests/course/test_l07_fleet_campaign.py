@@ -1,0 +1,43 @@
+"""labkit.course.l07_fleet_campaign:
+the helpers and exercises of notebook 07_fleet_campaign;
+pure ones first, then on a live lab.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.course import l07_fleet_campaign as lesson
+
+
+@pytest.fixture(scope="module")
+def scaled():  # type: ignore[no-untyped-def]
+    lab = lesson.scaled_lab(50.0)
+    yield lab
+    lab.close()
+
+
+def test_bad_package_is_no_firmware() -> None:
+    from labkit.client.bootloader import classify_package
+
+    bad = lesson.bad_package(1000)
+    assert len(bad) == 1000 and classify_package(bad) is None
+    assert classify_package(lesson.package("2.0.0", 1000)) is not None
+
+
+def test_fleet_canary_stops_a_bad_release_and_pause_holds_new_starts(scaled) -> None:  # type: ignore[no-untyped-def]
+    fleet = lesson.fleet(scaled, 4, profile="wifi", faults="boot-fail:0.25", seed=1, clean=1)
+    try:
+        table = fleet.table()
+        assert list(table["faults"]).count("boot-fail") == 1 and table.loc[0, "faults"] == ""
+        broken = fleet.run(fleet.campaign(lesson.bad_package(4096), canary=1))
+        assert broken.status == "stopped"
+        assert list(broken.devices()["status"]) == ["failed", "skipped", "skipped", "skipped"]
+        campaign = fleet.campaign(lesson.package("2.0.0", 4096), max_concurrent=1)
+        moments = lesson.pause_and_resume(campaign, fleet.start(campaign), after=1, hold_s=0.5)
+        assert list(moments["moment"])[::3] == ["paused", "finished"]
+        assert moments.loc[0, "started"] == moments.loc[1, "started"]  # nothing new while paused
+        assert moments.loc[3, "success"] == 3 and moments.loc[3, "failed"] == 1
+        assert len(fleet.events(campaign)) > 0
+    finally:
+        fleet.close()
