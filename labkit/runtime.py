@@ -1015,11 +1015,17 @@ class Lab:
         return self._core.call(work, timeout)
 
     def submit(
-        self, work: Coroutine[Any, Any, T] | Awaitable[T] | Callable[[], Any]
+        self,
+        work: Coroutine[Any, Any, T] | Awaitable[T] | Callable[[], Any],
+        *,
+        sim_limit: float | None = None,
     ) -> concurrent.futures.Future[Any]:
-        """Schedule work on the lab loop and return at once (for buttons and background jobs)."""
+        """Schedule work on the lab loop and return at once (for buttons and background jobs).
+
+        In a virtual lab simulated time runs freely until the work ends (at most ``sim_limit``
+        simulated seconds when given)."""
         self._ensure_started()
-        return self._core.submit(work)
+        return self._core.submit(work, sim_limit=sim_limit)
 
     def subscribe(self, listener: EventSink) -> Callable[[], None]:
         """Call ``listener(event)`` (on the loop thread) for every event; returns unsubscribe."""

@@ -586,7 +586,7 @@ class _WallTickProgress:
 
         from labkit.runtime import VIRTUAL_WALL_LIMIT
 
-        future = lab._core.submit(work, sim_limit=limit)
+        future = lab.submit(work, sim_limit=limit)
         wall_deadline = time.monotonic() + max(limit, VIRTUAL_WALL_LIMIT)
         while True:
             try:

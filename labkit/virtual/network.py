@@ -156,9 +156,7 @@ class VirtualNetwork:
     ) -> _DatagramTransport:
         """A datagram transport bound on this network for ``protocol`` (what the virtual
         loop's ``create_datagram_endpoint`` returns)."""
-        transport = _DatagramTransport(self, protocol)
-        transport._address = self.bind(host, port, transport._receive)
-        return transport
+        return _DatagramTransport(self, protocol, host, port)
 
     def context_rng(self, address: Address) -> random.Random:
         """The random generator of the ``n``-th context opened at ``address`` (derived from the
@@ -172,12 +170,14 @@ class _DatagramTransport(asyncio.DatagramTransport):
     """A datagram endpoint on a :class:`VirtualNetwork` (the subset of asyncio's datagram
     transport the lab uses: ``sendto``, ``close``, ``get_extra_info("sockname")``)."""
 
-    def __init__(self, network: VirtualNetwork, protocol: asyncio.DatagramProtocol) -> None:
+    def __init__(
+        self, network: VirtualNetwork, protocol: asyncio.DatagramProtocol, host: str, port: int
+    ) -> None:
         super().__init__()
         self._network = network
         self._protocol = protocol
-        self._address: Address = ("", 0)
         self._closing = False
+        self._address: Address = network.bind(host, port, self._receive)
 
     def _receive(self, data: bytes, source: Address) -> None:
         if not self._closing:
@@ -317,8 +317,8 @@ def _seed_managers(mman: Any, rng: random.Random) -> None:
     generator: the initial message ID and token now, the first retransmission timeout of every
     CON later (aiocoap doubles it for the following ones)."""
     mman.message_id = rng.randint(0, 65535)
-    mman.token_manager._token = rng.randint(0, 65535)
-    schedule = mman._schedule_retransmit
+    mman.token_manager._token = rng.randint(0, 65535)  # noqa: SLF001 - aiocoap internals
+    schedule = mman._schedule_retransmit  # noqa: SLF001 - aiocoap internals
 
     def schedule_retransmit(message: Message, timeout: float, counter: int) -> Any:
         if counter == 0:
@@ -326,7 +326,7 @@ def _seed_managers(mman: Any, rng: random.Random) -> None:
             timeout = rng.uniform(tuning.ACK_TIMEOUT, tuning.ACK_TIMEOUT * tuning.ACK_RANDOM_FACTOR)
         return schedule(message, timeout, counter)
 
-    mman._schedule_retransmit = schedule_retransmit
+    mman._schedule_retransmit = schedule_retransmit  # noqa: SLF001 - aiocoap internals
 
 
 async def open_virtual_context(
@@ -345,5 +345,5 @@ async def open_virtual_context(
         holder["mi"] = interface
         return interface
 
-    await ctx._append_tokenmanaged_messagemanaged_transport(constructor)
+    await ctx._append_tokenmanaged_messagemanaged_transport(constructor)  # noqa: SLF001 - aiocoap's plug
     return ctx
