@@ -222,6 +222,26 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         return transport, protocol
 
 
+    async def create_server(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: Any = None,
+        port: Any = None, **kwargs: Any,
+    ) -> asyncio.AbstractServer:
+        """Stream servers live on :attr:`network` (in-memory connections, no socket)."""
+        if kwargs.get("sock") is not None:
+            raise ValueError("a virtual loop has no real sockets; give host and port")
+        return self.network.listen(protocol_factory, str(host or "127.0.0.1"), int(port or 0))
+
+    async def create_connection(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: Any = None,
+        port: Any = None, **kwargs: Any,
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """Connect to a stream server on :attr:`network` (``ConnectionRefusedError`` when
+        none listens there)."""
+        if kwargs.get("sock") is not None or kwargs.get("ssl") is not None:
+            raise ValueError("a virtual loop has no real sockets and no TLS")
+        return self.network.connect(protocol_factory, str(host), int(port))
+
+
 def running_virtual_loop() -> VirtualEventLoop | None:
     """The running event loop of this thread if it is a :class:`VirtualEventLoop`."""
     try:
