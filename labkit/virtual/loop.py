@@ -136,9 +136,12 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             # by other threads is already in the ready queue (call_soon_threadsafe); only its
             # wake-up byte waits in the self-pipe, read when the loop is next idle.
             return []
-        events = real.select(0)
-        if events:
-            return events
+        if len(real.get_map()) > 1:  # real file descriptors besides the self-pipe
+            events = real.select(0)
+            if events:
+                return events
+        elif self._ready:  # type: ignore[attr-defined]  # handed over by another thread
+            return []
         # Nothing to do at this instant: let the idle hooks look at the settled state.
         if self._idle_hooks:
             self._run_idle_hooks()
