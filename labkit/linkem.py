@@ -40,7 +40,10 @@ datagram of a device always gets the n-th pair of draws. Which datagram is the n
 which simulated time it is sent, depends on wall-clock scheduling (aiocoap draws its
 retransmission timers from the global random generator, and the event loop's lag varies), so
 two runs with the same seeds drop statistically equal but not always identical datagrams.
-Compare runs by their outcome tables, not by timestamps.
+Compare runs by their outcome tables, not by timestamps. On a virtual-time loop
+(:mod:`labkit.virtual`) the relay binds on the loop's in-process network and its delays are
+loop timers on simulated time: there the n-th datagram and its send time are fixed by the seed,
+and so is every verdict.
 
 This module never decides anything about LwM2M and never parses CoAP.
 """

@@ -1080,8 +1080,8 @@ class Lab:
     ) -> concurrent.futures.Future[Any]:
         """Schedule work on the lab loop and return at once (for buttons and background jobs).
 
-        On a virtual-time lab simulated time runs freely while the work runs, bounded by
-        ``sim_limit`` simulated seconds when given."""
+        In a virtual lab simulated time runs freely until the work ends (at most ``sim_limit``
+        simulated seconds when given)."""
         self._ensure_started()
         return self._core.submit(work, sim_limit=sim_limit)
 

@@ -24,7 +24,7 @@ from labkit.course.l04_policy_runs import (
     policy_run,
     weak_links,
 )
-from labkit.course.staging import scaled_lab
+from labkit.course.staging import course_lab, scaled_lab
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +39,7 @@ __all__ = [
     "ThresholdExplorer",
     "check",
     "compare_runs",
+    "course_lab",
     "fast_mode",
     "hint",
     "link_traces",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit.course.common import package
-from labkit.course.staging import LabFleet, events_between, lab_clock, start_fleet
+from labkit.course.staging import LabFleet, events_between, lab_clock, sim_budget, start_fleet
 
 if TYPE_CHECKING:
     import weakref
@@ -247,12 +247,12 @@ def policy_run(
         )
         try:
             campaign = LabFleet(lab, sim, clock).campaign(image, policy=built)
-            await campaign.run_until(timeout)
+            await campaign.run_until(sim_budget(lab, timeout))
         finally:
             await sim.stop()
         return campaign, sim
 
-    campaign, sim = lab.call(run(), timeout=timeout + 90.0)
+    campaign, sim = lab.call(run(), timeout=sim_budget(lab, timeout + 90.0))
     endpoints = list(sim.endpoints)
     events = events_between(lab, t0, clock(), endpoints)
     return PolicyRun(

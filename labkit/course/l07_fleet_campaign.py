@@ -22,7 +22,15 @@ from labkit.course.exercises import (
     question,
     register,
 )
-from labkit.course.staging import LabFleet, fleet, scaled_lab, wait_campaign
+from labkit.course.staging import (
+    VIRTUAL_BUDGET,
+    LabFleet,
+    VirtualRun,
+    course_lab,
+    fleet,
+    scaled_lab,
+    wait_campaign,
+)
 from labkit.lwm2m.objects import UpdateResult
 
 if TYPE_CHECKING:
@@ -37,6 +45,7 @@ __all__ = [
     "LabFleet",
     "bad_package",
     "check",
+    "course_lab",
     "fast_mode",
     "fleet",
     "hint",
@@ -61,15 +70,15 @@ def _status_counts(campaign: Campaign) -> dict[str, int]:
 
 def pause_and_resume(
     campaign: Campaign,
-    future: Future[Any],
+    future: Future[Any] | VirtualRun,
     *,
     after: int = 2,
     hold_s: float = 1.5,
     timeout: float = 120.0,
 ) -> pd.DataFrame:
     """Pause a running campaign once ``after`` devices have finished, hold it ``hold_s``
-    wall seconds, resume it and wait for its end; a snapshot of the devices' statuses at
-    each of those moments.
+    wall seconds (on a virtual lab ``hold_s`` x 100 simulated seconds), resume it and wait
+    for its end; a snapshot of the devices' statuses at each of those moments.
 
     Returns
     -------
@@ -93,6 +102,22 @@ def pause_and_resume(
                 **_status_counts(campaign),
             }
         )
+
+    if isinstance(future, VirtualRun):  # virtual time: every wait is simulated time
+        lab = future.lab
+        budget = timeout * VIRTUAL_BUDGET
+        lab.run_until(lambda: campaign.progress[0] >= after or future.done(), timeout=budget)
+        lab.call(campaign.pause)
+        lab.run_for(0.05 * VIRTUAL_BUDGET)  # what was already starting has started
+        snap("paused")
+        lab.run_for(hold_s * VIRTUAL_BUDGET)
+        snap(f"still paused, {hold_s * VIRTUAL_BUDGET:g} simulated s later")
+        lab.call(campaign.resume)
+        lab.run_for(0.05 * VIRTUAL_BUDGET)
+        snap("resumed")
+        wait_campaign(campaign, future, timeout=timeout)
+        snap("finished")
+        return pd.DataFrame(rows)
 
     deadline = time.monotonic() + timeout
     while campaign.progress[0] < after and not future.done() and time.monotonic() < deadline:

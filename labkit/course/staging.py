@@ -1,7 +1,13 @@
-"""The stage of lessons 04 and 07: a lab in scaled time (:func:`scaled_lab`) and a fleet of
-simulated devices behind link relays kept on it for several campaigns (:func:`fleet`,
-:class:`LabFleet`, :func:`wait_campaign`). They set up and run what :mod:`labkit.sim` and
-:mod:`labkit.fota` provide; every decision stays there.
+"""The stage of lessons 04 and 07: a lab on virtual time (:func:`course_lab`, the default) or
+scaled time (:func:`scaled_lab`) and a fleet of simulated devices behind link relays kept on it
+for several campaigns (:func:`fleet`, :class:`LabFleet`, :func:`wait_campaign`). They set up
+and run what :mod:`labkit.sim` and :mod:`labkit.fota` provide; every decision stays there.
+
+On virtual time (:mod:`labkit.virtual`) every student sees the same numbers from the same
+seed, whatever the laptop. Simulated time then runs only while the lesson waits for
+something (a campaign's end, a pause); the lessons' bounds, given in wall seconds for scaled
+time, become :data:`VIRTUAL_BUDGET` simulated seconds per wall second (what they were worth
+at the lessons' 100x).
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUN_OPTIONS",
+    "VIRTUAL_BUDGET",
     "LabFleet",
+    "VirtualRun",
+    "course_lab",
     "events_between",
     "fleet",
     "lab_clock",
     "scaled_lab",
+    "sim_budget",
     "start_fleet",
     "wait_campaign",
 ]
@@ -67,7 +77,58 @@ def scaled_lab(time_scale: float = 100.0, *, seed: int = 0) -> Lab:
     return lab
 
 
+#: Simulated seconds per wall second of a lesson's bound on a virtual lab (the lessons ran at
+#: 100x before virtual time).
+VIRTUAL_BUDGET = 100.0
+
+
+def course_lab(*, seed: int = 0, clock: str = "virtual", time_scale: float = 100.0) -> Lab:
+    """The lab of lessons 04 and 07: on virtual time (default; the same numbers for every
+    student from the same seed) or, with ``clock="scaled"``, :func:`scaled_lab` at
+    ``time_scale`` (to watch the fleet live)."""
+    if clock == "scaled":
+        return scaled_lab(time_scale, seed=seed)
+    if clock != "virtual":
+        raise ValueError(f"clock must be 'virtual' or 'scaled', got {clock!r}")
+    from labkit.runtime import Lab
+
+    return Lab(clock="virtual", seed=seed, request_timeout=30.0).start()
+
+
+def sim_budget(lab: Lab, wall_s: float) -> float:
+    """A lesson's bound for ``lab``: ``wall_s`` on scaled time, ``wall_s`` x
+    :data:`VIRTUAL_BUDGET` simulated seconds on virtual time."""
+    return wall_s * VIRTUAL_BUDGET if lab.virtual else wall_s
+
+
+class VirtualRun:
+    """A campaign running on a virtual lab (what :meth:`LabFleet.start` returns there): the
+    lesson's waits (:meth:`result`, :func:`wait_campaign`) let simulated time run."""
+
+    def __init__(self, lab: Lab, task: Any) -> None:
+        self.lab = lab
+        self.task = task
+
+    def done(self) -> bool:
+        return bool(self.task.done())
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Let simulated time run until the campaign ends (at most ``sim_budget(timeout)``
+        simulated seconds: :class:`concurrent.futures.TimeoutError` then)."""
+        import concurrent.futures
+
+        if not self.task.done():
+            budget = sim_budget(self.lab, 3600.0 if timeout is None else timeout)
+            try:
+                self.lab.run_until(self.task.done, timeout=budget)
+            except TimeoutError:
+                raise concurrent.futures.TimeoutError() from None
+        return self.lab.call(self.task.result)
+
+
 def lab_clock(lab: Lab) -> ScaledClock:
+    if lab.virtual:
+        return lab.clock  # type: ignore[return-value]  # a VirtualClock is a ScaledClock
     clock = _clocks().get(lab)
     if clock is None:
         raise ValueError(
@@ -111,7 +172,7 @@ async def start_fleet(
     if origin is not None:
         sim.set_link_origin(origin)
     try:
-        await sim.start(timeout=30.0)
+        await sim.start(timeout=sim_budget(lab, 30.0))
     except BaseException:
         await sim.stop()
         raise
@@ -151,8 +212,14 @@ class LabFleet:
         kwargs.update(options)
         return Campaign(self.lab.server, package, **kwargs)
 
-    def start(self, campaign: Campaign) -> Future[Any]:
-        """Start ``campaign`` on the lab loop and return at once (a Future of its end)."""
+    def start(self, campaign: Campaign) -> Future[Any] | VirtualRun:
+        """Start ``campaign`` on the lab loop and return at once (a Future of its end; on a
+        virtual lab a :class:`VirtualRun`: the campaign advances while the lesson waits)."""
+        if self.lab.virtual:
+            import asyncio
+
+            holder = self.lab.call(lambda: [asyncio.ensure_future(campaign.run())])
+            return VirtualRun(self.lab, holder[0])
         return self.lab.submit(campaign.run())
 
     def run(self, campaign: Campaign, timeout: float = 120.0) -> Campaign:
@@ -206,17 +273,23 @@ def fleet(
         faults=sets,
         feed_interval_s=120.0,
     )
-    return LabFleet(lab, lab.call(work, timeout=60.0), clock)
+    return LabFleet(lab, lab.call(work, timeout=sim_budget(lab, 60.0)), clock)
 
 
-def wait_campaign(campaign: Campaign, future: Future[Any], *, timeout: float = 120.0) -> Campaign:
+def wait_campaign(
+    campaign: Campaign, future: Future[Any] | VirtualRun, *, timeout: float = 120.0
+) -> Campaign:
     """Wait for a started campaign's end (``future`` from :meth:`LabFleet.start`); after
-    ``timeout`` wall seconds cancel it, interrupting transfers, and wait for that."""
+    ``timeout`` wall seconds (on a virtual lab: :func:`sim_budget` simulated seconds) cancel
+    it, interrupting transfers, and wait for that."""
     import concurrent.futures
 
     try:
         future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
-        campaign.cancel(abort=True)
+        if isinstance(future, VirtualRun):
+            future.lab.call(lambda: campaign.cancel(abort=True))
+        else:
+            campaign.cancel(abort=True)
         future.result(timeout=30.0)
     return campaign

@@ -22,10 +22,12 @@ Faults: ``faults`` (``"link-drop:0.05,boot-fail:0.05"``) are assigned with
 :func:`labkit.sim.faults.assign_faults` and each device gets its set (``faults=``); it makes
 them strike itself, each a ``fault`` event.
 
-Reproducibility: devices' links, profiles and faults depend only on the seed; the outcome
-table of a run is reproducible when the scenario's outcomes are robust (a link that is clearly
-good or clearly broken at the moments that matter). Timestamps are not: wall-clock scheduling
-moves every event a little (see :mod:`labkit.linkem`).
+Reproducibility: devices' links, profiles and faults depend only on the seed. On virtual time
+(``clock="virtual"``, the default: :mod:`labkit.virtual`) the whole event table -- rows, order,
+simulated timestamps -- is the same for the same parameters and seed, in any process, under any
+load; the run starts at a fixed simulated epoch and its id is ``<epoch>-v<seed>``. On scaled
+time (``clock="scaled"``) only robust outcomes repeat: wall-clock scheduling moves every event
+a little (see :mod:`labkit.linkem`), and a busy CPU distorts the timings (``distorted``).
 """
 
 from __future__ import annotations

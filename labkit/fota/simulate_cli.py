@@ -124,7 +124,7 @@ def configure_simulate(p: argparse.ArgumentParser) -> None:
                    help="virtual (default): simulated time that jumps from event to event, "
                         "exact and reproducible; scaled: wall clock x --time-scale over "
                         "loopback sockets, to watch live (the CPU can distort it)")
-    p.add_argument("--time-scale", type=float, default=100.0, metavar="X",
+    p.add_argument("--time-scale", type=float, default=None, metavar="X",
                    help="with --clock scaled: simulated seconds per wall second (default 100)")
     p.add_argument("--out", default="data/runs", metavar="DIR", help="folder of runs")
     p.add_argument("--canary", type=int, default=0, metavar="N")
@@ -154,11 +154,15 @@ def run_simulate(args: argparse.Namespace) -> int:
     try:
         if args.faults:
             parse_fault_spec(args.faults)
-        if not args.time_scale > 0:
+        if args.time_scale is not None and not args.time_scale > 0:
             raise ValueError("--time-scale must be > 0")
     except (FaultSpecError, ValueError) as exc:
         print(f"labkit simulate: {exc}", file=sys.stderr, flush=True)
         return 2
+    if args.time_scale is not None and args.clock == "virtual":
+        print("labkit simulate: note: --time-scale applies to --clock scaled; this run is on "
+              "virtual time (simulated time jumps from event to event)", file=sys.stderr,
+              flush=True)
     progress = None if args.no_progress else ProgressLine(sys.stderr)
     try:
         run_dir = simulate(
@@ -169,7 +173,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             faults=args.faults,
             seed=args.seed,
-            time_scale=args.time_scale,
+            time_scale=100.0 if args.time_scale is None else args.time_scale,
             clock=args.clock,
             out=args.out,
             policy_params=args.policy_params,

@@ -6,6 +6,7 @@ A :class:`Path` is an immutable value; the root ``/`` is the path with no segmen
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from labkit.lwm2m.errors import PathError
@@ -38,6 +39,10 @@ class Path:
             return text
         if not isinstance(text, str):
             raise PathError(f"not a path: {text!r}")
+        return _parse_text(text)
+
+    @classmethod
+    def _from_text(cls, text: str) -> Path:
         body = text.strip()
         if body in ("", "/"):
             return cls(())
@@ -125,3 +130,10 @@ class Path:
 
     def __repr__(self) -> str:
         return f"Path('{self}')"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Path:
+    """:meth:`Path.parse` of a string, cached: the same few paths ("/4/0/2", "/5/0/3") are
+    parsed hundreds of thousands of times in a fleet run, and a Path is immutable."""
+    return Path._from_text(text)  # noqa: SLF001 - the class's own parser

@@ -53,14 +53,14 @@ if TYPE_CHECKING:
 
     from labkit.server.registry import Registration
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy", "ProxyHost"]
-
 
 def _rtt_now() -> float:
     """The running loop's clock, for round-trip times (simulated on a virtual-time loop,
     monotonic wall time otherwise)."""
     return asyncio.get_running_loop().time()
 
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "DeviceProxy", "ProxyHost"]
 
 #: Block size of pushed Writes (SZX 6, the largest regular CoAP block; digest 7.2).
 DEFAULT_BLOCK_SIZE = 1024

@@ -73,35 +73,7 @@ class _VirtualSelector:
         self._loop = loop
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        real = self._real
-        if timeout is not None and timeout <= 0:
-            # Work is ready at this instant: run it without a system call. Work handed over
-            # by other threads is already in the ready queue (call_soon_threadsafe); only its
-            # wake-up byte waits in the self-pipe, read when the loop is next idle.
-            return []
-        events = real.select(0)
-        if events:
-            return events
-        loop = self._loop
-        # Nothing to do at this instant: let the idle hooks look at the settled state.
-        if loop._idle_hooks:
-            loop._run_idle_hooks()
-            if loop._ready_queue():  # a hook woke somebody up: run them before time moves
-                return []
-        now = loop._vtime
-        target = math.inf if timeout is None else now + timeout
-        if target <= loop.horizon:
-            if math.isinf(target):  # free running but nothing scheduled: wait for threads
-                return real.select(None)
-            scheduled = loop._timer_heap()
-            if scheduled and abs(scheduled[0]._when - target) < 1e-6:
-                target = scheduled[0]._when  # land exactly on the timer's instant
-            loop._vtime = max(now, target)
-            loop.advances += 1
-            return []
-        if loop.horizon > now:
-            loop._vtime = loop.horizon  # go as far as allowed, then wait to be allowed more
-        return real.select(_HELD_WAIT_S)
+        return self._loop.virtual_select(self._real, timeout)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -138,6 +110,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self.horizon = math.inf
         self.advances = 0
         self._idle_hooks: list[Callable[[], object]] = []
+        self._clock: VirtualClock | None = None
         super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))  # type: ignore[arg-type]
         self.epoch = float(epoch)
         self.seed = int(seed)
@@ -153,11 +126,48 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """Simulated Unix time (``epoch + time()``)."""
         return self.epoch + self._vtime
 
-    def _ready_queue(self) -> Any:
-        return self._ready  # type: ignore[attr-defined]  # asyncio.BaseEventLoop internals
+    def virtual_select(
+        self, real: selectors.BaseSelector, timeout: float | None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """What the loop's selector does: poll the real selector without blocking, run the
+        idle hooks, then move simulated time to the next timer (within the horizon)."""
+        if timeout is not None and timeout <= 0:
+            # Work is ready at this instant: run it without a system call. Work handed over
+            # by other threads is already in the ready queue (call_soon_threadsafe); only its
+            # wake-up byte waits in the self-pipe, read when the loop is next idle.
+            return []
+        if len(real.get_map()) > 1:  # real file descriptors besides the self-pipe
+            events = real.select(0)
+            if events:
+                return events
+        elif self._ready:  # type: ignore[attr-defined]  # handed over by another thread
+            return []
+        # Nothing to do at this instant: let the idle hooks look at the settled state.
+        if self._idle_hooks:
+            self._run_idle_hooks()
+            if self._ready:  # type: ignore[attr-defined]  # a hook woke somebody up
+                return []
+        now = self._vtime
+        target = math.inf if timeout is None else now + timeout
+        if target <= self.horizon:
+            if math.isinf(target):  # free running but nothing scheduled: wait for threads
+                return real.select(None)
+            scheduled = self._scheduled  # type: ignore[attr-defined]  # asyncio's timer heap
+            if scheduled and abs(scheduled[0].when() - target) < 1e-6:
+                target = scheduled[0].when()  # land exactly on the timer's instant
+            self._vtime = max(now, target)
+            self.advances += 1
+            return []
+        if self.horizon > now:
+            self._vtime = self.horizon  # go as far as allowed, then wait to be allowed more
+        return real.select(_HELD_WAIT_S)
 
-    def _timer_heap(self) -> Any:
-        return self._scheduled  # type: ignore[attr-defined]
+    @property
+    def virtual_clock(self) -> VirtualClock:
+        """The loop's :class:`VirtualClock` (made on first use)."""
+        if self._clock is None:
+            self._clock = VirtualClock(self)
+        return self._clock
 
     def run_forever(self) -> None:
         self.thread = threading.current_thread()
@@ -213,6 +223,26 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         transport = self.network.bind_datagram(protocol, str(host), int(port))
         protocol.connection_made(transport)
         return transport, protocol
+
+
+    async def create_server(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: Any = None,
+        port: Any = None, **kwargs: Any,
+    ) -> asyncio.AbstractServer:
+        """Stream servers live on :attr:`network` (in-memory connections, no socket)."""
+        if kwargs.get("sock") is not None:
+            raise ValueError("a virtual loop has no real sockets; give host and port")
+        return self.network.listen(protocol_factory, str(host or "127.0.0.1"), int(port or 0))
+
+    async def create_connection(  # type: ignore[override]
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: Any = None,
+        port: Any = None, **kwargs: Any,
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """Connect to a stream server on :attr:`network` (``ConnectionRefusedError`` when
+        none listens there)."""
+        if kwargs.get("sock") is not None or kwargs.get("ssl") is not None:
+            raise ValueError("a virtual loop has no real sockets and no TLS")
+        return self.network.connect(protocol_factory, str(host), int(port))
 
 
 def running_virtual_loop() -> VirtualEventLoop | None:
@@ -307,10 +337,4 @@ def current_clock() -> Callable[[], float]:
     """The clock to stamp with by default: the running virtual loop's :class:`VirtualClock`
     inside a virtual run, :func:`time.time` otherwise."""
     loop = running_virtual_loop()
-    if loop is None:
-        return _REAL_TIME
-    clock = getattr(loop, "_labkit_clock", None)
-    if clock is None:
-        clock = VirtualClock(loop)
-        loop._labkit_clock = clock  # type: ignore[attr-defined]
-    return clock  # type: ignore[no-any-return]
+    return _REAL_TIME if loop is None else loop.virtual_clock

@@ -26,6 +26,11 @@ part of every first retransmission timeout are drawn (aiocoap draws them from th
 generator; the context's managers are configured after construction, aiocoap's files are not
 touched). Same seed and same calls: the same datagrams at the same simulated instants.
 
+HTTP runs on the same network: the virtual loop's ``create_server`` and ``create_connection``
+(what ``asyncio.start_server`` and ``asyncio.open_connection`` call) give in-memory stream
+transports (:class:`VirtualServer`, :class:`StreamTransport`): bytes arrive in order, in the
+next loop iteration, at the same simulated instant; links are not applied to them.
+
 This module opens no socket and decides nothing about LwM2M.
 """
 
@@ -48,9 +53,11 @@ from labkit.sim.profiles import derive_seed
 __all__ = [
     "FIRST_PORT",
     "NetworkStats",
+    "StreamTransport",
     "VirtualMessageInterface",
     "VirtualNetwork",
     "VirtualRemote",
+    "VirtualServer",
     "open_virtual_context",
 ]
 
@@ -98,6 +105,7 @@ class VirtualNetwork:
         self.seed = int(seed)
         self.stats = NetworkStats()
         self._nodes: dict[Address, Callable[[bytes, Address], None]] = {}
+        self._listeners: dict[Address, VirtualServer] = {}
         self._next_port = FIRST_PORT
         self._opened: dict[Address, int] = {}
 
@@ -115,20 +123,56 @@ class VirtualNetwork:
         """
         host = _norm_host(host)
         if port == 0:
-            while (host, self._next_port) in self._nodes:
-                self._next_port += 1
-            port = self._next_port
-            self._next_port += 1
-            if self._next_port > 65535:
-                self._next_port = FIRST_PORT
+            port = self._free_port(host, self._nodes)
         address = (host, int(port))
         if address in self._nodes:
             raise OSError(98, f"address {host}:{port} already in use on the virtual network")
         self._nodes[address] = receive
         return address
 
+    def _free_port(self, host: str, taken: dict[Address, Any]) -> int:
+        while (host, self._next_port) in taken:
+            self._next_port += 1
+        port = self._next_port
+        self._next_port = port + 1 if port < 65535 else FIRST_PORT
+        return port
+
     def unbind(self, address: Address) -> None:
         self._nodes.pop(address, None)
+
+    # -- streams (HTTP) ---------------------------------------------------------------------
+    def listen(
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: str, port: int
+    ) -> VirtualServer:
+        """A stream server at ``(host, port)`` (port 0: the next free one), what the virtual
+        loop's ``create_server`` returns."""
+        host = _norm_host(host)
+        port = port or self._free_port(host, self._listeners)
+        if (host, port) in self._listeners:
+            raise OSError(98, f"address {host}:{port} already in use on the virtual network")
+        server = VirtualServer(self, protocol_factory, (host, int(port)))
+        self._listeners[server.address] = server
+        return server
+
+    def connect(
+        self, protocol_factory: Callable[[], asyncio.Protocol], host: str, port: int
+    ) -> tuple[StreamTransport, asyncio.Protocol]:
+        """Connect to the stream server at ``(host, port)`` (``ConnectionRefusedError`` when
+        none listens): a pair of in-memory transports, bytes delivered in order by loop
+        callbacks at the same simulated instant."""
+        server = self._listeners.get((_norm_host(host), int(port)))
+        if server is None or server.closed:
+            raise ConnectionRefusedError(111, f"nothing listens on {host}:{port} (virtual)")
+        local = ("127.0.0.1", self._free_port("127.0.0.1", self._listeners))
+        client_protocol = protocol_factory()
+        server_protocol = server.protocol_factory()
+        client = StreamTransport(self, client_protocol, local, server.address)
+        served = StreamTransport(self, server_protocol, server.address, local)
+        client.peer, served.peer = served, client
+        server.transports.append(served)
+        client_protocol.connection_made(client)
+        self.loop.call_soon(server_protocol.connection_made, served)
+        return client, client_protocol
 
     def bound(self, address: Address) -> bool:
         return (_norm_host(address[0]), int(address[1])) in self._nodes
@@ -156,9 +200,7 @@ class VirtualNetwork:
     ) -> _DatagramTransport:
         """A datagram transport bound on this network for ``protocol`` (what the virtual
         loop's ``create_datagram_endpoint`` returns)."""
-        transport = _DatagramTransport(self, protocol)
-        transport._address = self.bind(host, port, transport._receive)
-        return transport
+        return _DatagramTransport(self, protocol, host, port)
 
     def context_rng(self, address: Address) -> random.Random:
         """The random generator of the ``n``-th context opened at ``address`` (derived from the
@@ -172,12 +214,14 @@ class _DatagramTransport(asyncio.DatagramTransport):
     """A datagram endpoint on a :class:`VirtualNetwork` (the subset of asyncio's datagram
     transport the lab uses: ``sendto``, ``close``, ``get_extra_info("sockname")``)."""
 
-    def __init__(self, network: VirtualNetwork, protocol: asyncio.DatagramProtocol) -> None:
+    def __init__(
+        self, network: VirtualNetwork, protocol: asyncio.DatagramProtocol, host: str, port: int
+    ) -> None:
         super().__init__()
         self._network = network
         self._protocol = protocol
-        self._address: Address = ("", 0)
         self._closing = False
+        self._address: Address = network.bind(host, port, self._receive)
 
     def _receive(self, data: bytes, source: Address) -> None:
         if not self._closing:
@@ -205,6 +249,138 @@ class _DatagramTransport(asyncio.DatagramTransport):
 
     def abort(self) -> None:
         self.close()
+
+
+class _Sockname:
+    """What ``server.sockets[0]`` offers of a socket: its name."""
+
+    def __init__(self, address: Address) -> None:
+        self._address = address
+
+    def getsockname(self) -> Address:
+        return self._address
+
+
+class VirtualServer(asyncio.AbstractServer):
+    """A stream server on a :class:`VirtualNetwork` (``asyncio.start_server`` on a virtual
+    loop)."""
+
+    def __init__(self, network: VirtualNetwork, protocol_factory: Callable[[], asyncio.Protocol],
+                 address: Address) -> None:
+        self.network = network
+        self.protocol_factory = protocol_factory
+        self.address = address
+        self.transports: list[StreamTransport] = []
+        self.closed = False
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return () if self.closed else (_Sockname(self.address),)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.network._listeners.pop(self.address, None)
+
+    async def wait_closed(self) -> None:
+        return None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.network.loop
+
+    def is_serving(self) -> bool:
+        return not self.closed
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        raise NotImplementedError("a virtual server serves as long as it is open")
+
+    def close_clients(self) -> None:
+        for transport in list(self.transports):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        self.close_clients()
+
+
+class StreamTransport(asyncio.Transport):
+    """One end of an in-memory stream connection: ``write`` hands the bytes to the other end
+    in the next loop iteration; closing delivers end-of-file and then the connection's loss
+    to the other end, after every byte written before."""
+
+    def __init__(self, network: VirtualNetwork, protocol: asyncio.Protocol, local: Address,
+                 peername: Address) -> None:
+        super().__init__()
+        self._network = network
+        self._protocol = protocol
+        self._local = local
+        self._peername = peername
+        self.peer: StreamTransport | None = None
+        self._closing = False
+
+    def write(self, data: Any) -> None:
+        peer = self.peer
+        if self._closing or peer is None or not data:
+            return
+        self._network.stats.bytes += len(data)
+        self._network.loop.call_soon(peer.receive, bytes(data))
+
+    def receive(self, data: bytes) -> None:
+        if not self._closing:
+            self._protocol.data_received(data)
+
+    def write_eof(self) -> None:
+        if self.peer is not None:
+            self._network.loop.call_soon(self.peer.peer_closed)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def peer_closed(self) -> None:
+        if self._closing:
+            return
+        keep_open = self._protocol.eof_received()  # type: ignore[func-returns-value]
+        if not keep_open:
+            self.close()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        loop = self._network.loop
+        if self.peer is not None:
+            loop.call_soon(self.peer.peer_closed)
+        loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._peername
+        if name == "sockname":
+            return self._local
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_reading(self) -> bool:
+        return not self._closing
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
 
 class VirtualRemote(interfaces.EndpointAddress):  # type: ignore[misc]

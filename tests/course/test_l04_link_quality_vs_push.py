@@ -14,9 +14,10 @@ from labkit.course import l04_link_quality_vs_push as lesson
 from labkit.course.exercises import check
 
 
-@pytest.fixture(scope="module")
-def scaled():  # type: ignore[no-untyped-def]
-    lab = lesson.scaled_lab(50.0)
+@pytest.fixture(scope="module", params=["virtual", "scaled"])
+def course(request):  # type: ignore[no-untyped-def]
+    """The lesson's lab on virtual time (the course's default) and on scaled time (50x)."""
+    lab = lesson.course_lab(clock=request.param, time_scale=50.0)
     yield lab
     lab.close()
 
@@ -96,9 +97,9 @@ def test_a_lab_without_a_scaled_clock_is_refused() -> None:
         lesson.policy_run(plain, "always", devices=1)
 
 
-def test_threshold_waits_out_the_outage_and_always_loses_the_weak_device(scaled) -> None:  # type: ignore[no-untyped-def]
-    always = lesson.policy_run(scaled, "always", devices=2, image_size=64 * 1024)
-    threshold = lesson.policy_run(scaled, "threshold", devices=2, image_size=64 * 1024)
+def test_threshold_waits_out_the_outage_and_always_loses_the_weak_device(course) -> None:  # type: ignore[no-untyped-def]
+    always = lesson.policy_run(course, "always", devices=2, image_size=64 * 1024)
+    threshold = lesson.policy_run(course, "threshold", devices=2, image_size=64 * 1024)
     assert always.devices == ["always-0001", "always-0002"] and always.weak == ["always-0002"]
     a = always.table().set_index("device")
     assert a.loc["always-0001", "result"] == 1 and a.loc["always-0002", "result"] == 4
@@ -114,13 +115,27 @@ def test_threshold_waits_out_the_outage_and_always_loses_the_weak_device(scaled)
     assert set(threshold.events["device"].dropna().astype(str)) <= set(threshold.devices)
 
 
-def test_threshold_explorer_reruns_with_the_sliders_value(scaled) -> None:  # type: ignore[no-untyped-def]
-    explorer = lesson.ThresholdExplorer(scaled, devices=2, image_size=32 * 1024)
+def test_threshold_explorer_reruns_with_the_sliders_value(course) -> None:  # type: ignore[no-untyped-def]
+    explorer = lesson.ThresholdExplorer(course, devices=2, image_size=32 * 1024)
     explorer.slider.value = -120.0
     run = explorer.run()
     assert run.thresholds == {"min_rssi_dbm": -120.0} and run.label.startswith("threshold")
     assert list(explorer.comparison()["thresholds"]) == ["min_rssi_dbm -120"]
     assert "threshold -120 dBm" in explorer.status.value and "<table" in explorer.table.value
+
+
+def test_on_virtual_time_every_student_gets_the_same_run() -> None:
+    tables = []
+    for _ in range(2):
+        lab = lesson.course_lab(seed=4)
+        try:
+            run = lesson.policy_run(lab, "threshold", devices=2, image_size=32 * 1024, seed=4)
+            tables.append((run.table(), run.events.drop(columns="run_id")))
+        finally:
+            lab.close()
+    (first, first_events), (second, second_events) = tables
+    assert first.equals(second)  # durations and times included
+    assert first_events.equals(second_events)
 
 
 # -- exercises -----------------------------------------------------------------------------

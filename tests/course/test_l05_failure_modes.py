@@ -44,13 +44,14 @@ def test_failure_cases_cover_every_final_code() -> None:
     assert len(set(names)) == len(names) and names == sorted(names)
 
 
-def test_failure_matrix_produces_every_code_on_purpose(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("clock", ["virtual", "wall"])
+def test_failure_matrix_produces_every_code_on_purpose(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     from labkit import Lab
     from labkit.plots import plot_result_counts
 
     key = lesson.lab_key(tmp_path / "keys")
     assert key.exists() and key.parent == tmp_path / "keys"
-    with Lab() as lab:
+    with (Lab(clock="virtual", seed=5) if clock == "virtual" else Lab()) as lab:
         matrix = lesson.failure_matrix(lab, fast=True, key=key)
         slots = flash_table(lab, ["r01-success", "r08-boot-fail", "r05-wrong-key"])
     assert matrix["device"].tolist() == [c.endpoint for c in lesson.FAILURE_CASES]

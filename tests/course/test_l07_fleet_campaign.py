@@ -14,9 +14,10 @@ from labkit.course.exercises import check
 from labkit.lwm2m.objects import UpdateResult
 
 
-@pytest.fixture(scope="module")
-def scaled():  # type: ignore[no-untyped-def]
-    lab = lesson.scaled_lab(50.0)
+@pytest.fixture(scope="module", params=["virtual", "scaled"])
+def course(request):  # type: ignore[no-untyped-def]
+    """The lesson's lab on virtual time (the course's default) and on scaled time (50x)."""
+    lab = lesson.course_lab(clock=request.param, time_scale=50.0)
     yield lab
     lab.close()
 
@@ -29,8 +30,8 @@ def test_bad_package_is_no_firmware() -> None:
     assert classify_package(lesson.package("2.0.0", 1000)) is not None
 
 
-def test_fleet_canary_stops_a_bad_release_and_pause_holds_new_starts(scaled) -> None:  # type: ignore[no-untyped-def]
-    fleet = lesson.fleet(scaled, 4, profile="wifi", faults="boot-fail:0.25", seed=1, clean=1)
+def test_fleet_canary_stops_a_bad_release_and_pause_holds_new_starts(course) -> None:  # type: ignore[no-untyped-def]
+    fleet = lesson.fleet(course, 4, profile="wifi", faults="boot-fail:0.25", seed=1, clean=1)
     try:
         table = fleet.table()
         assert list(table["faults"]).count("boot-fail") == 1 and table.loc[0, "faults"] == ""

@@ -1,9 +1,9 @@
 """update() over real CoAP: the lab's LwM2MServer against SimulatedDevices.
 
 The scenarios run on virtual time (:mod:`labkit.virtual`: simulated time that jumps to the next
-timer, aiocoap over the in-process network), so timeouts that follow progress, stuck devices
-and overall bounds are decided by simulated time, never by how busy the machine is; the
-HTTP scenarios run over loopback sockets on the wall clock (``run(..., virtual=False)``).
+timer, aiocoap over the in-process network, HTTP over its in-memory streams), so timeouts that
+follow progress, stuck devices and overall bounds are decided by simulated time, never by how
+busy the machine is (``run(..., virtual=False)`` runs a scenario over loopback sockets).
 
 Nothing is mocked on the orchestrator's side. Devices that misbehave are SimulatedDevices with
 one behaviour changed (a subclass, or a repository that stops answering), standing in for the
@@ -302,7 +302,7 @@ def test_pull_over_http() -> None:
                 timeout=10,
             )
 
-    outcome = run(scenario, virtual=False)  # real HTTP over loopback TCP
+    outcome = run(scenario)  # HTTP over the virtual network's in-memory streams
     if outcome.result is UpdateResult.UNSUPPORTED_PROTOCOL:
         pytest.skip("the simulated device has no HTTP downloader yet (Result 9)")
     assert_clean_success(outcome, package)

@@ -100,3 +100,38 @@ def test_a_garbage_datagram_is_ignored_and_the_server_keeps_serving() -> None:
         assert loop.run_until_complete(main(loop)) == bytes(range(4))
     finally:
         loop.close()
+
+
+def test_streams_carry_bytes_in_order_and_a_closed_port_refuses() -> None:
+    async def main(loop: VirtualEventLoop) -> tuple[bytes, float]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            data = await reader.read(100)
+            writer.write(data.upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hello ")
+        writer.write(b"world")
+        await writer.drain()
+        got = await reader.read()  # until the server closes
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        try:
+            await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            pass
+        else:
+            raise AssertionError("a closed port accepted a connection")
+        return got, loop.time()
+
+    loop = VirtualEventLoop()
+    try:
+        got, t = loop.run_until_complete(main(loop))
+    finally:
+        loop.close()
+    assert got == b"HELLO WORLD" and t == 0.0
