@@ -1,12 +1,12 @@
-"""``labkit simulate``: a 200-device campaign at 100x (``clock="scaled"``), and the command line
-(virtual time is the default; tests/campaign/test_simulate_virtual.py checks its results)."""
+"""``labkit simulate``: a 200-device campaign (on virtual time, so that what it checks cannot
+depend on how busy the machine is), and the command line on both clocks
+(tests/campaign/test_simulate_virtual.py checks the results of virtual runs in depth)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,33 +18,26 @@ from labkit.record import decisions, read_run
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_200_devices_mixed_faults_threshold_at_100x(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_200_devices_mixed_faults_threshold(tmp_path: Path) -> None:
     run_dir = simulate(
         devices=200, profile="mixed", policy="threshold", method="push", image_size=4096,
-        faults="link-drop:0.05,boot-fail:0.05", seed=1, time_scale=100.0, out=tmp_path,
-        block_size=1024, max_wait_s=1800.0, deadline_s=85.0, clock="scaled",
+        faults="link-drop:0.05,boot-fail:0.05", seed=1, out=tmp_path,
+        block_size=1024, max_wait_s=1800.0, clock="virtual",
     )
-    wall = time.monotonic() - started
-    assert wall < 90.0
 
     devices = pd.read_parquet(run_dir / "campaign_devices.parquet")
     assert len(devices) == 200
     assert set(devices["status"].astype(str)) <= set(FINAL_STATUSES)
-    assert not (devices["status"].astype(str) == "cancelled").any()  # within the deadline
+    assert not (devices["status"].astype(str) == "cancelled").any()
     waves = pd.read_parquet(run_dir / "campaign_waves.parquet")
     assert int(waves["devices"].sum()) == 200
     assert len(pd.read_parquet(run_dir / "links.parquet")) == 200
 
     params = json.loads((run_dir / "manifest.json").read_text())["params"]
-    assert params["time_scale"] == 100.0 and params["seed"] == 1
-    assert params["clock"] == "scaled"
+    assert params["seed"] == 1 and params["clock"] == "virtual"
     assert params["policy"] == "threshold" and params["thresholds"] == {"min_rssi_dbm": -105.0}
     assert params["fault_counts"] == {"link-drop": 10, "boot-fail": 10}
-    lag = params["loop_lag"]
-    assert lag["samples"] > 100 and 0 <= lag["p50_ms"] <= lag["p95_ms"] <= lag["max_ms"]
-    assert isinstance(params["distorted"], bool)
-    assert params["distorted"] == (lag["p95_sim_ms"] / 1000 > 0.1 * params["typical_rtt_s"])
+    assert params["distorted"] is False  # a virtual run cannot be distorted by the CPU
     assert params["campaign"]["status"] == "finished"
 
     run = read_run(run_dir)
@@ -79,7 +72,7 @@ def test_simulate_command_virtual_by_default(tmp_path: Path) -> None:
 def test_simulate_command(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "labkit", "simulate", "--devices", "3", "--profile", "wifi",
-         "--policy", "always", "--image-size", "2048", "--seed", "2", "--time-scale", "100",
+         "--policy", "always", "--image-size", "2048", "--seed", "2", "--time-scale", "10",
          "--clock", "scaled", "--out", str(tmp_path), "--canary", "1"],
         capture_output=True, text=True, timeout=100, cwd=ROOT,
     )
@@ -91,6 +84,11 @@ def test_simulate_command(tmp_path: Path) -> None:
     run_line = [line for line in lines if line.startswith("run ")]
     assert run_line and Path(run_line[0][4:]).is_dir()
     assert "3/3 devices" in proc.stderr  # the progress line
+    params = json.loads((Path(run_line[0][4:]) / "manifest.json").read_text())["params"]
+    assert params["clock"] == "scaled" and params["time_scale"] == 10.0
+    lag = params["loop_lag"]  # a scaled run measures how late the CPU made its timers
+    assert lag["samples"] > 0 and 0 <= lag["p50_ms"] <= lag["p95_ms"] <= lag["max_ms"]
+    assert params["distorted"] == (lag["p95_sim_ms"] / 1000 > 0.1 * params["typical_rtt_s"])
 
 
 def test_simulate_command_usage_errors(tmp_path: Path) -> None:
