@@ -39,6 +39,7 @@ KINDS = (
     "fault",  # a fault was injected or struck
     "error",  # bad input answered with a 4.xx, or a failure of the lab itself
     "note",  # free text
+    "verdict",  # the orchestrator's final verdict: state, result, reason = their provenance
 )
 
 
