@@ -97,6 +97,7 @@ from labkit.client.store import (
     pmax_due,
 )
 from labkit.coap import local_port, open_udp_context, scaled_tuning
+from labkit.coap_abandon import response_within
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
 from labkit.lwm2m.formats import (
@@ -995,7 +996,7 @@ class SimulatedDevice:
             raise aiocoap.error.LibraryShutdown()
         msg.transport_tuning = self._tuning  # CON with the scaled RFC 7252 timers
         request = ctx.request(msg)
-        return await asyncio.wait_for(request.response, timeout)
+        return await response_within(request, timeout)
 
     def _retry_delay(self, attempt: int) -> float:
         base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0**attempt)
