@@ -52,6 +52,7 @@ Nothing here reads the global random generator: the device holds ``random.Random
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import random
@@ -1513,19 +1514,18 @@ class SimulatedDevice:
             return
         hostile = self._hostile
         if hostile is not None and hostile.affects(obs.path):
-            hostile.offer(
-                obs,
-                obs.path,
-                snap,
-                payload,
-                lambda value, data, stale, obs=obs, fmt=int(fmt): self._notify(
-                    obs, fmt, data, value, stale
-                ),
-            )
+            send = functools.partial(self._send_held, obs, fmt)
+            hostile.offer(obs, obs.path, snap, payload, send)
         else:
             self._notify(obs, int(fmt), payload, snap, False)
         obs.last_sent, obs.last_value, obs.pending = now, snap, False
         self._arm(obs, now)
+
+    def _send_held(
+        self, obs: _Observation, fmt: int, value: object, payload: bytes, stale: bool
+    ) -> None:
+        """The hostile scheduler's ``send`` for one observation."""
+        self._notify(obs, int(fmt), payload, value, stale)
 
     def _notify(
         self, obs: _Observation, fmt: int, payload: bytes, snap: object, stale: bool

@@ -1254,7 +1254,7 @@ class _Run:
                 seen = (self.state, self.result)
                 loop = asyncio.get_running_loop()
                 again = await self.wait(
-                    lambda seen=seen: (  # type: ignore[misc]
+                    lambda seen=seen: (  # type: ignore[misc,unused-ignore]
                         judge() if (self.state, self.result) != seen else Step(Verdict.WAIT)
                     ),
                     no_progress=self.timeout,
