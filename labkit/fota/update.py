@@ -32,10 +32,21 @@ more while the device reboots), and a device that never progresses ends in an Ou
 "stuck in state X", never in a hang. ``cancel_after`` executes Cancel (/5/0/10, obj >= 1.1; a
 reset on obj 1.0) that many seconds into the download and expects Result 10.
 
+No verdict from a stale view: State and Result are two observations with no ordering
+guarantee (real clients notify them in either order, coalesce, delay or drop one, or repeat an
+old value). Whenever the latest values suggest a verdict (the next stage, a final result, or a
+timeout), State and then Result are read (bounded by a short timeout) and the verdict is taken
+on what was read; a State 0 without a failure code during a download is given one more poll
+interval for a late Result. Each value keeps its provenance (:data:`SOURCES`: ``notification``,
+``poll``, ``read``, ``read-after-state``), carried by the Outcome (``state_source``,
+``result_source``, ``confirmed``) and by the final ``verdict`` event. The same waits serve
+campaigns (one :func:`update` per attempt, retries included) and the re-registration wait.
+
 Events: the server already records every request, response, notification and the typed
 ``fw_state``/``fw_result``/``fw_version`` rows; the orchestrator adds ``note`` rows
 (``source="server"``) for its stages ("stage download started", "waiting for
-re-registration", the outcome) with ``method`` and ``protocol`` set.
+re-registration", the outcome) with ``method`` and ``protocol`` set, and one ``verdict`` row
+(``state``, ``result``, ``reason`` = ``state=<source> result=<source>``, ``detail``).
 
 Clocks: durations and timestamps of the Outcome use ``clock`` (the lab's clock); timeouts use
 the event loop's clock.
