@@ -996,7 +996,10 @@ class SimulatedDevice:
         if ctx is None:
             raise aiocoap.error.LibraryShutdown()
         msg.transport_tuning = self._tuning  # CON with the scaled RFC 7252 timers
-        request = ctx.request(msg)
+        # A plain request (one datagram: Register/Update payloads are small) can be abandoned
+        # cleanly when the server answers too late (labkit.coap_abandon); Block1 only when a
+        # payload does not fit.
+        request = ctx.request(msg, handle_blockwise=len(msg.payload) > 1024)
         return await response_within(request, timeout)
 
     def _retry_delay(self, attempt: int) -> float:

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from labkit.fota.update import SOURCES
 from tests.campaign.hostile_campaign import run_campaign
 
 
@@ -28,3 +29,6 @@ def test_campaign_table_equals_the_devices_own_results(method: str) -> None:
     # the fleet really failed in several ways, and the table says which
     assert {1, 2, 3, 5, 8} <= set(table["own_result"].dropna().astype(int))
     assert (table.loc[table["own_result"] == 1, "status"] == "success").all()
+    # and where each result came from (read before the verdict, in these runs)
+    assert set(table["result_source"]) <= {*SOURCES, "inferred"}
+    assert "read-after-state" in set(table["result_source"])
