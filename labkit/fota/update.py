@@ -566,11 +566,16 @@ class _Run:
 
     # -- requests --------------------------------------------------------------------------------
     async def read(self, path: Path, *, attempts: int = 2) -> Response:
-        """Read with one retry after a timeout (counted in ``retries``)."""
+        """Read with one retry after a timeout or a network error (counted in ``retries``).
+
+        A network error can be stale: aiocoap reports a socket error pending from an earlier
+        datagram (an ICMP "port unreachable" for a device that is gone) on the next send,
+        whichever peer that send goes to.
+        """
         for attempt in range(attempts):
             try:
                 resp = await self.proxy.read(path, timeout=self.timeout)
-            except RequestTimeout:
+            except (RequestTimeout, DeviceUnreachable):
                 if attempt + 1 >= attempts:
                     raise
                 self.retries += 1
