@@ -205,6 +205,10 @@ class Outcome:
                 f" / {self.result.name if self.result is not None else '?'}",
             ),
             ("reason", self.reason),
+            (
+                "state / result from",
+                f"{self.state_source or '?'} / {self.result_source or '?'}",
+            ),
             ("check", secs(self.check_s)),
             ("download", secs(self.download_s)),
             ("update", secs(self.update_s)),
