@@ -593,10 +593,12 @@ class _Run:
         """
         got = 0
         for path in (_STATE, _RESULT):
-            with contextlib.suppress(*_DEVICE_ERRORS):
+            try:
                 resp = await self.proxy.read(path, timeout=timeout or self.timeout)
-                self.absorb(resp, source)
-                got += resp.ok
+            except _DEVICE_ERRORS:
+                break  # the device does not answer now (rebooting?): do not wait twice
+            self.absorb(resp, source)
+            got += resp.ok
         return got == 2
 
     async def confirm(self) -> bool:
