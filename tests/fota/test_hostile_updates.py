@@ -154,3 +154,18 @@ def test_a_stale_view_is_corrected_by_the_read_and_the_event_says_so() -> None:
     assert rows and "confirmed by a read" in (rows[-1].detail or "")
 
 
+
+
+def test_lab_add_device_takes_a_hostile_seed_and_records_the_verdict() -> None:
+    from labkit import Lab
+
+    with Lab() as lab:
+        lab.add_device("x", hostile_notifications=3, faults=["no-ram"])
+        outcome = lab.update("x", GOOD, method="pull")
+        events = lab.events()
+    assert outcome.result_line == "RESULT 3 OUT_OF_RAM"
+    verdicts = events[events["kind"] == "verdict"]
+    assert len(verdicts) == 1
+    row = verdicts.iloc[0]
+    assert (row["device"], row["state"], row["result"]) == ("x", "IDLE", "OUT_OF_RAM")
+    assert row["reason"] == f"state={READ_AFTER_STATE} result={READ_AFTER_STATE}"
