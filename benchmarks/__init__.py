@@ -28,6 +28,7 @@ MODULES = (
     "benchmarks.bench_analysis",
     "benchmarks.bench_sweep",
     "benchmarks.bench_notebooks",
+    "benchmarks.bench_mislabel",
 )
 
 

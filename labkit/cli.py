@@ -401,6 +401,14 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ram", type=positive_int, metavar="BYTES", help="download RAM buffer (16 KiB)")
     p.add_argument(
+        "--hostile-notifications",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="notify /5/0/3 and /5/0/5 reordered, coalesced, late, dropped or repeated, "
+        "from SEED (labkit/client/hostile.py); what the device does is unchanged",
+    )
+    p.add_argument(
         "--battery", type=_percent, metavar="PERCENT", help="initial battery level /3/0/9"
     )
     p.add_argument(
@@ -475,6 +483,8 @@ def _device_kwargs(args: argparse.Namespace, endpoint: str | None = None) -> dic
         kwargs["flash_size"] = args.flash_size
     if args.ram is not None:
         kwargs["ram"] = args.ram
+    if getattr(args, "hostile_notifications", None) is not None:
+        kwargs["hostile_notifications"] = args.hostile_notifications
     if args.battery is not None:
         kwargs["battery"] = args.battery
     if args.storage is not None and endpoint is not None:

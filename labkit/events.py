@@ -41,6 +41,7 @@ KINDS = (
     "note",  # free text
     "security",  # a DTLS handshake succeeded or failed (``reason``: ok, unknown_identity, ...)
     "bootstrap",  # an LwM2M Bootstrap exchange (``method``: the operation, ``path``)
+    "verdict",  # the orchestrator's final verdict: state, result, reason = their provenance
 )
 
 

@@ -42,7 +42,6 @@ import concurrent.futures
 import html
 import inspect
 import itertools
-import logging
 import math
 import threading
 import time
@@ -96,28 +95,6 @@ REGISTRATION_COLUMNS = (
     "expires_at",
     "reg_id",
 )
-
-
-def _quiet_late_coap_responses(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """The lab loop's exception handler: aiocoap (0.4.17, its issue #210) tries to complete the
-    future of a request that already timed out when a late response arrives, and the loop
-    would print that ``InvalidStateError`` with a traceback into a student's notebook. It is
-    harmless (the request was already answered with a timeout), so it is logged at DEBUG;
-    everything else goes to the default handler."""
-    error = context.get("exception")
-    if isinstance(error, asyncio.InvalidStateError) and _raised_in_aiocoap(error):
-        logging.getLogger(__name__).debug("late CoAP response ignored: %s", error)
-        return
-    loop.default_exception_handler(context)
-
-
-def _raised_in_aiocoap(error: BaseException) -> bool:
-    tb = error.__traceback__
-    while tb is not None:
-        if "aiocoap" in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
 
 
 class LabClosedError(RuntimeError):
@@ -291,7 +268,6 @@ class _Core:
             loop = self.virtual_loop or asyncio.new_event_loop()
             if self.virtual_loop is not None:
                 self.virtual_loop.horizon = 0.0  # time stands still until a call lets it run
-            loop.set_exception_handler(_quiet_late_coap_responses)
             ready = threading.Event()
 
             def run() -> None:

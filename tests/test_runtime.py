@@ -249,35 +249,3 @@ def test_format_address() -> None:
     assert format_address(("::1", 5683)) == "[::1]:5683"
     assert format_address(("::ffff:127.0.0.1", 40000)) == "127.0.0.1:40000"
     assert format_address(None) == ""
-
-
-def test_the_lab_loop_quiets_aiocoaps_late_response_errors_only(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """aiocoap issue #210: a late response completing a timed-out request's future raises
-    InvalidStateError inside aiocoap; the lab loop logs it at DEBUG instead of an ERROR with a
-    traceback. Any other callback error still reaches asyncio's default handler."""
-    import asyncio
-    import logging
-
-    from labkit.runtime import _quiet_late_coap_responses
-
-    loop = asyncio.new_event_loop()
-    try:
-        # Raised from code that claims to live in aiocoap's protocol module.
-        code = compile("raise asyncio.InvalidStateError('late')", "/x/aiocoap/protocol.py", "exec")
-        late: BaseException | None = None
-        try:
-            exec(code, {"asyncio": asyncio})
-        except asyncio.InvalidStateError as exc:
-            late = exc
-        with caplog.at_level(logging.DEBUG):
-            _quiet_late_coap_responses(loop, {"message": "cb", "exception": late})
-            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-            _quiet_late_coap_responses(
-                loop, {"message": "cb", "exception": asyncio.InvalidStateError("ours")}
-            )
-            errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert len(errors) == 1 and "cb" in errors[0].getMessage()
-    finally:
-        loop.close()

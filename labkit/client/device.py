@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import logging
 import random
@@ -85,6 +86,12 @@ from labkit.client.firmware import (
     StoreError,
     strip_tlv_header,
 )
+from labkit.client.hostile import (
+    HostileNotifications,
+    NotificationScheduler,
+    hostile_config,
+    stale_observe,
+)
 from labkit.client.model import (
     DEFAULT_FLASH_SIZE,
     DEFAULT_RAM,
@@ -101,6 +108,7 @@ from labkit.client.store import (
     pmax_due,
 )
 from labkit.coap import local_port, open_udp_context, scaled_tuning
+from labkit.coap_abandon import response_within
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
 from labkit.lwm2m.formats import (
@@ -313,6 +321,11 @@ class SimulatedDevice:
         A PUSH that sends no block for this long ends with Result 4 (nothing stays in
         State 1 forever). The default, 60 s, outlasts the server's last retransmission of a
         block (at 30-45 s, digest 7.5).
+    hostile_notifications:
+        A :class:`~labkit.client.hostile.HostileNotifications` (or a seed for its default
+        shares): /5/0/3 and /5/0/5 notifications go out reordered, coalesced, late, dropped
+        or repeated (:mod:`labkit.client.hostile`). The device's true /5 history stays in
+        :attr:`fw_history` (and its ``fw_state``/``fw_result`` events).
     """
 
     #: Simulated seconds between answering Execute Update and closing the socket for the
@@ -333,6 +346,7 @@ class SimulatedDevice:
         "_failures",
         "_firmware",
         "_held",
+        "_hostile",
         "_last_ok",
         "_link_down_until",
         "_links_dirty",
@@ -355,6 +369,7 @@ class SimulatedDevice:
         "fault_timing",
         "faults",
         "flash_size",
+        "fw_history",
         "host",
         "installer",
         "lifetime",
@@ -411,6 +426,7 @@ class SimulatedDevice:
         psk_key: bytes | None = None,
         tls_trust: str | FsPath | None = None,
         bootstrap_uri: str | None = None,
+        hostile_notifications: HostileNotifications | int | None = None,
     ) -> None:
         first = server_uri if server_uri else bootstrap_uri
         split = urlsplit(first or "")
@@ -475,6 +491,11 @@ class SimulatedDevice:
             key=trusted_key, slot_size=self.flash_size, accept_lab_packages=accept_lab_packages
         )
         self._held: set[asyncio.Future[None]] = set()
+        hostile = hostile_config(hostile_notifications)
+        self._hostile = NotificationScheduler(hostile) if hostile is not None else None
+        #: The device's own /5 history, whatever its observers heard: ``(ts, "state" |
+        #: "result", value)`` in the order the device set them.
+        self.fw_history: list[tuple[float, str, int]] = []
         self._link_down_until = 0.0
         self._push_size1: int | None = None
         #: The simulated user postpones updates (Execute /5/0/2 -> Result 11 while /5/0/13 > 0).
@@ -612,6 +633,21 @@ class SimulatedDevice:
     def fw(self) -> FirmwareUpdateMachine:
         """The /5 state machine (replaced by a restored one after an install reboot)."""
         return self._firmware.machine
+
+    @property
+    def own_result(self) -> int:
+        """The device's own /5/0/5 Update Result now (the truth a server's verdict is held to)."""
+        return int(self.fw.result)
+
+    @property
+    def own_state(self) -> int:
+        """The device's own /5/0/3 State now."""
+        return int(self.fw.state)
+
+    @property
+    def notification_log(self) -> list[tuple[str, Any, str]]:
+        """What a hostile scheduler did with each /5 notification (empty for an honest device)."""
+        return [] if self._hostile is None else list(self._hostile.log)
 
     @property
     def firmware_version(self) -> str:
@@ -1200,8 +1236,11 @@ class SimulatedDevice:
         if ctx is None:
             raise aiocoap.error.LibraryShutdown()
         msg.transport_tuning = self._tuning  # CON with the scaled RFC 7252 timers
-        request = ctx.request(msg)
-        return await asyncio.wait_for(request.response, timeout)
+        # A plain request (one datagram: Register/Update payloads are small) can be abandoned
+        # cleanly when the server answers too late (labkit.coap_abandon); Block1 only when a
+        # payload does not fit.
+        request = ctx.request(msg, handle_blockwise=len(msg.payload) > 1024)
+        return await response_within(request, timeout)
 
     def _retry_delay(self, attempt: int) -> float:
         base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0**attempt)
@@ -1310,6 +1349,10 @@ class SimulatedDevice:
             self.emit("error", code=exc.coap_code, detail=str(exc))
 
     def emit(self, kind: str, **fields: Any) -> None:
+        if kind == "fw_state" and fields.get("state") is not None:
+            self.fw_history.append((self._clock(), "state", int(fields["state"])))
+        elif kind == "fw_result" and fields.get("result") is not None:
+            self.fw_history.append((self._clock(), "result", int(fields["result"])))
         try:
             self._on_event(
                 Event(ts=self._clock(), source="device", kind=kind, device=self.endpoint, **fields)
@@ -1658,6 +1701,8 @@ class SimulatedDevice:
         return obs
 
     def _drop_observation(self, obs: _Observation) -> None:
+        if self._hostile is not None:
+            self._hostile.forget(obs)
         if obs.timer is not None:
             obs.timer.cancel()
             obs.timer = None
@@ -1667,6 +1712,8 @@ class SimulatedDevice:
                 self._observations = None
 
     def _drop_all_observations(self) -> None:
+        if self._hostile is not None:
+            self._hostile.clear()
         for obs in list(self._observations or ()):
             self._drop_observation(obs)
         self._observations = None
@@ -1714,22 +1761,44 @@ class SimulatedDevice:
             obs.pending = True
             self._arm(obs, now)
             return
-        obs.serverobs.trigger(
-            aiocoap.Message(
-                code=Code.CONTENT,
-                payload=payload,
-                content_format=int(fmt),
-                transport_tuning=self._reply_tuning,
-            )
-        )
+        hostile = self._hostile
+        if hostile is not None and hostile.affects(obs.path):
+            send = functools.partial(self._send_held, obs, fmt)
+            hostile.offer(obs, obs.path, snap, payload, send)
+        else:
+            self._notify(obs, int(fmt), payload, snap, False)
         obs.last_sent, obs.last_value, obs.pending = now, snap, False
+        self._arm(obs, now)
+
+    def _send_held(
+        self, obs: _Observation, fmt: int, value: object, payload: bytes, stale: bool
+    ) -> None:
+        """The hostile scheduler's ``send`` for one observation."""
+        self._notify(obs, int(fmt), payload, value, stale)
+
+    def _notify(
+        self, obs: _Observation, fmt: int, payload: bytes, snap: object, stale: bool
+    ) -> None:
+        """Send one notification of ``obs`` now (``stale``: with a stale Observe number)."""
+        if obs not in (self._observations or ()):
+            return  # ended meanwhile (a hostile scheduler held it past a reboot)
+        message = aiocoap.Message(
+            code=Code.CONTENT,
+            payload=payload,
+            content_format=fmt,
+            transport_tuning=self._reply_tuning,
+        )
+        if stale:
+            stale_observe(message)
+        obs.serverobs.trigger(message)
         fields: dict[str, Any] = {}
         if obs.path == Path.of(5, 0, 3) and isinstance(snap, int):
             fields["state"] = snap
         elif obs.path == Path.of(5, 0, 5) and isinstance(snap, int):
             fields["result"] = snap
+        if stale:
+            fields["detail"] = "stale Observe sequence number"
         self.emit("notify", path=str(obs.path), bytes=len(payload), **fields)
-        self._arm(obs, now)
 
     def _arm(self, obs: _Observation, now: float) -> None:
         if obs.timer is not None:

@@ -77,6 +77,7 @@ from labkit.client.bootloader import (
 )
 from labkit.client.http_download import DownloadError, http_download
 from labkit.client.model import SLOTS, other_slot
+from labkit.coap_abandon import response_within
 from labkit.lwm2m.errors import DecodeError
 from labkit.lwm2m.fota import (
     AbortDownload,
@@ -292,7 +293,7 @@ async def coap_download(
         msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
         try:
             request = ctx.request(msg, handle_blockwise=False)
-            resp = await asyncio.wait_for(request.response, request_timeout)
+            resp = await response_within(request, request_timeout)
         except aiocoap.error.ResolutionError as exc:
             raise DownloadError(f"cannot resolve: {exc}", UpdateResult.INVALID_URI) from None
         except (TimeoutError, aiocoap.error.Error) as exc:

@@ -24,8 +24,10 @@ Result codes
 ------------
 A device's ``result`` is the /5/0/5 Update Result it ended with (digest 1.3): 1 SUCCESS, or the
 failure code the device reported (2 flash, 3 RAM, 4 connection lost, 5 integrity, 8 update
-failed ...). When the device reported none because the *link* died in the middle of the
-download (the push stalled, the device stopped answering), the campaign records 4
+failed ...), read from the device before the verdict, never taken from notifications alone
+(``result_source`` in :meth:`Campaign.devices` says where it came from). When the device
+reported none because the *link* died in the middle of the download (the push stalled, the
+device stopped answering), the campaign records 4
 CONNECTION_LOST and marks it ``result_inferred=True``: that is what the download's failure
 was, as seen from the server. A device that never answered before the download started, or
 disappeared after Execute, has no result (``None``) and status ``failed``.
@@ -242,6 +244,7 @@ class DeviceRun:
     fw_after: str | None = None
     reason: str = ""
     stage: str | None = None
+    result_source: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -273,6 +276,7 @@ class DeviceRun:
             "fw_before": self.fw_before,
             "fw_after": self.fw_after,
             "reason": self.reason,
+            "result_source": self.result_source,
         }
 
 
@@ -843,6 +847,8 @@ class Campaign:
             # an attempt was made
             code, inferred = classify(outcome, run.stage)
             run.result, run.result_inferred = code, inferred
+            # where the device's Result came from (labkit.fota.update.SOURCES), or "inferred"
+            run.result_source = "inferred" if inferred else outcome.result_source
             run.fw_before = run.fw_before or outcome.fw_before
             run.fw_after = outcome.fw_after
             if outcome.success:

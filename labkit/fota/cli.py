@@ -281,6 +281,12 @@ async def _fota(args: argparse.Namespace, package: bytes) -> int:
             recorder.manifest["outcome"] = outcome.as_row()
         if not quiet:
             _say(f"outcome: {outcome.summary}")
+            if outcome.result_source is not None:
+                _say(
+                    f"verdict: state from {outcome.state_source}, result from "
+                    f"{outcome.result_source}"
+                    + (" (read just before the verdict)" if outcome.confirmed else "")
+                )
             _say(
                 "durations: "
                 + ", ".join(

@@ -73,6 +73,15 @@ class Outcome:
     package_size, block_size, uri, expected_version:
         The request's parameters (``uri`` for PULL; ``expected_version`` as announced by the
         package).
+    state_source, result_source:
+        Where ``final_state`` and ``result`` came from: ``"notification"``, ``"poll"``,
+        ``"read"`` or ``"read-after-state"`` (a read just before the verdict; see
+        :data:`labkit.fota.update.SOURCES`); None when never known.
+    confirmed:
+        True when the verdict rests on values read from the device just before it (not on
+        notifications alone, which may be reordered, coalesced, late or lost).
+    confirm_reads:
+        How many times State and Result were read before a verdict.
     """
 
     endpoint: str
@@ -104,6 +113,10 @@ class Outcome:
     block_size: int | None = None
     uri: str | None = None
     expected_version: str | None = None
+    state_source: str | None = None
+    result_source: str | None = None
+    confirmed: bool = False
+    confirm_reads: int = 0
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -192,6 +205,10 @@ class Outcome:
                 f" / {self.result.name if self.result is not None else '?'}",
             ),
             ("reason", self.reason),
+            (
+                "state / result from",
+                f"{self.state_source or '?'} / {self.result_source or '?'}",
+            ),
             ("check", secs(self.check_s)),
             ("download", secs(self.download_s)),
             ("update", secs(self.update_s)),

@@ -32,10 +32,21 @@ more while the device reboots), and a device that never progresses ends in an Ou
 "stuck in state X", never in a hang. ``cancel_after`` executes Cancel (/5/0/10, obj >= 1.1; a
 reset on obj 1.0) that many seconds into the download and expects Result 10.
 
+No verdict from a stale view: State and Result are two observations with no ordering
+guarantee (real clients notify them in either order, coalesce, delay or drop one, or repeat an
+old value). Whenever the latest values suggest a verdict (the next stage, a final result, or a
+timeout), State and then Result are read (bounded by a short timeout) and the verdict is taken
+on what was read; a State 0 without a failure code during a download is given one more poll
+interval for a late Result. Each value keeps its provenance (:data:`SOURCES`: ``notification``,
+``poll``, ``read``, ``read-after-state``), carried by the Outcome (``state_source``,
+``result_source``, ``confirmed``) and by the final ``verdict`` event. The same waits serve
+campaigns (one :func:`update` per attempt, retries included) and the re-registration wait.
+
 Events: the server already records every request, response, notification and the typed
 ``fw_state``/``fw_result``/``fw_version`` rows; the orchestrator adds ``note`` rows
 (``source="server"``) for its stages ("stage download started", "waiting for
-re-registration", the outcome) with ``method`` and ``protocol`` set.
+re-registration", the outcome) with ``method`` and ``protocol`` set, and one ``verdict`` row
+(``state``, ``result``, ``reason`` = ``state=<source> result=<source>``, ``detail``).
 
 Clocks: durations and timestamps of the Outcome use ``clock`` (the lab's clock); timeouts use
 the event loop's clock.
@@ -93,7 +104,16 @@ def _default_clock() -> Callable[[], float]:
     return current_clock()
 
 
-__all__ = ["cancel", "reset", "update"]
+__all__ = [
+    "NOTIFICATION",
+    "POLL",
+    "READ",
+    "READ_AFTER_STATE",
+    "SOURCES",
+    "cancel",
+    "reset",
+    "update",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +140,16 @@ _DEVICE_ERRORS = (
     RequestFailed,
     ServerError,
 )
+
+#: Where a State or Result value came from (the provenance an Outcome and a verdict row carry):
+#: an Observe notification; a poll (a read because notifications were overdue); a read (the
+#: first answer to an Observe, a read after an error or a re-registration); a read taken just
+#: before a verdict, after the State or Result that suggested it (``read-after-state``).
+NOTIFICATION = "notification"
+POLL = "poll"
+READ = "read"
+READ_AFTER_STATE = "read-after-state"
+SOURCES = (NOTIFICATION, POLL, READ, READ_AFTER_STATE)
 
 StageCallback = Callable[[str, str], None]
 ProgressCallback = Callable[[int, int], None]
@@ -408,6 +438,8 @@ class _Run:
         self.on_progress = on_progress
         self.sink = sink
         self.clock = clock
+        # the bound of the reads before a verdict: short, the device may be rebooting
+        self.confirm_timeout = min(timeout, max(1.0, poll_interval))
         # what the device said
         self.state: int | None = None
         self.result: int | None = None
@@ -417,6 +449,11 @@ class _Run:
         self.stage = "register"
         self.seen_downloading = False
         self.fresh = False
+        # where the latest State and Result came from (see SOURCES)
+        self.state_src: str | None = None
+        self.result_src: str | None = None
+        self.confirmed = False  # the latest values were read just before the verdict
+        self.confirm_reads = 0
         # counters
         self.notifications = 0
         self.polls = 0
@@ -496,8 +533,9 @@ class _Run:
         self.t_heard = self.clock()
         self.heard_loop = asyncio.get_running_loop().time()
 
-    def absorb(self, resp: Response) -> None:
-        """Take /5/0/3 and /5/0/5 out of a response or notification."""
+    def absorb(self, resp: Response, source: str = READ) -> None:
+        """Take /5/0/3 and /5/0/5 out of a response or notification; ``source`` is where it
+        came from (:data:`SOURCES`), kept as the provenance of each value."""
         if not resp.ok:
             return
         self.heard()
@@ -508,8 +546,12 @@ class _Run:
         for path, value in values.items():
             if path == _STATE:
                 self.state = _int(value)
+                self.state_src = source
+                self.confirmed = False
             elif path == _RESULT:
                 self.result = _int(value)
+                self.result_src = source
+                self.confirmed = False
         if self.state == State.DOWNLOADING and self.stage == "download":
             self.seen_downloading = True
             self.fresh = True
@@ -518,7 +560,7 @@ class _Run:
 
     def _notified(self, resp: Response) -> None:
         self.notifications += 1
-        self.absorb(resp)
+        self.absorb(resp, NOTIFICATION)
 
     def _registration_event(self, kind: str, reg: Registration) -> None:
         if reg.endpoint != self.endpoint:
@@ -533,11 +575,16 @@ class _Run:
 
     # -- requests --------------------------------------------------------------------------------
     async def read(self, path: Path, *, attempts: int = 2) -> Response:
-        """Read with one retry after a timeout (counted in ``retries``)."""
+        """Read with one retry after a timeout or a network error (counted in ``retries``).
+
+        A network error can be stale: aiocoap reports a socket error pending from an earlier
+        datagram (an ICMP "port unreachable" for a device that is gone) on the next send,
+        whichever peer that send goes to.
+        """
         for attempt in range(attempts):
             try:
                 resp = await self.proxy.read(path, timeout=self.timeout)
-            except RequestTimeout:
+            except (RequestTimeout, DeviceUnreachable):
                 if attempt + 1 >= attempts:
                     raise
                 self.retries += 1
@@ -547,11 +594,62 @@ class _Run:
             return resp
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def refresh(self) -> None:
-        """Read State and Result once (errors ignored)."""
+    async def refresh(self, source: str = READ, timeout: float | None = None) -> bool:
+        """Read State, then Result, once (errors ignored); True when both were read.
+
+        State first: a device sets its final Result no later than the State that ends the
+        download or the install, so a Result read after the State is at least as new.
+        """
+        got = 0
         for path in (_STATE, _RESULT):
-            with contextlib.suppress(*_DEVICE_ERRORS):
-                self.absorb(await self.proxy.read(path, timeout=self.timeout))
+            try:
+                resp = await self.proxy.read(path, timeout=timeout or self.timeout)
+            except _DEVICE_ERRORS:
+                break  # the device does not answer now (rebooting?): do not wait twice
+            self.absorb(resp, source)
+            got += resp.ok
+        return got == 2
+
+    async def confirm(self) -> bool:
+        """Read /5/0/3 and /5/0/5 before a verdict (``read-after-state``), bounded.
+
+        The latest notifications may be out of order, coalesced, late, lost or repeated; a
+        verdict is taken on what the device answers now. True when both values were read.
+        """
+        self.confirm_reads += 1
+        ok = await self.refresh(READ_AFTER_STATE, timeout=self.confirm_timeout)
+        self.confirmed = ok
+        return ok
+
+    def verdict_note(self, step: Step, *, reason: str | None = None) -> None:
+        """A ``verdict`` row: the final State/Result and where each value came from."""
+        try:
+            self.sink(
+                Event(
+                    ts=self.clock(),
+                    source="server",
+                    kind="verdict",
+                    device=self.endpoint,
+                    method=self.method,
+                    protocol=self.protocol,
+                    state=self.state if self.state in range(4) else None,
+                    result=(
+                        int(step.result)
+                        if step.result is not None
+                        else (self.result if self.result in range(12) else None)
+                    ),
+                    reason=self.provenance(),
+                    detail=f"stage {self.stage}"
+                    + (", confirmed by a read" if self.confirmed else "")
+                    + f": {reason or step.reason}",
+                )
+            )
+        except Exception:
+            log.exception("event sink failed")
+
+    def provenance(self) -> str:
+        """``state=<source> result=<source>`` of the values the verdict rests on."""
+        return f"state={self.state_src or 'none'} result={self.result_src or 'none'}"
 
     async def read_version(self) -> str | None:
         try:
@@ -603,7 +701,7 @@ class _Run:
             bound = min(self.timeout, max(2.0, 2 * self.poll_interval))
             for path in (_STATE, _RESULT):
                 resp = await self.proxy.read(path, timeout=bound)
-                self.absorb(resp)
+                self.absorb(resp, POLL)
         except _DEVICE_ERRORS as exc:
             log.debug("poll of %s failed: %r", self.endpoint, exc)
         finally:
@@ -626,12 +724,25 @@ class _Run:
         last_progress = loop.time()
         marker = (self.state, self.result, probe() if probe else 0)
         poll_task: asyncio.Task[None] | None = None
+        confirmed_timeout = False
         try:
             while True:
                 self.changed.clear()
                 step = judge()
                 if step.verdict is not Verdict.WAIT:
-                    return step
+                    if self.confirmed:
+                        return step
+                    # No verdict from a stale view: the notifications that suggested it may be
+                    # reordered, coalesced, late or repeated. Read, then decide on what was read.
+                    await self.confirm()
+                    step = judge()
+                    if step.verdict is not Verdict.WAIT:
+                        return step
+                    self.note(
+                        f"the notifications suggested a verdict, the device's answer did not "
+                        f"(State {self.state}, Result {self.result}): waiting on"
+                    )
+                    continue
                 if stop_on_reregistration and self.rereg_pending:
                     return _REREGISTERED
                 now = loop.time()
@@ -644,11 +755,18 @@ class _Run:
                 m = (self.state, self.result, probe() if probe else 0)
                 if m != marker:
                     marker, last_progress = m, now
+                    confirmed_timeout = False
                     if probe is not None and self.on_progress is not None:
                         self._safe_progress(m[2])
                 deadline = last_progress + no_progress
                 if now >= deadline:
-                    return _TIMEOUT
+                    if confirmed_timeout:
+                        return _TIMEOUT
+                    # Before a timeout verdict, ask the device once: its answer may end the
+                    # wait (a lost notification) or show progress.
+                    confirmed_timeout = True
+                    await self.confirm()
+                    continue
                 if poll_task is not None and poll_task.done():
                     poll_task = None
                 next_poll = self.heard_loop + self.poll_interval
@@ -734,6 +852,9 @@ class _Run:
                 final_state = State(self.state)
         if self.method == "pull" and self.repository is not None and self.repo_name is not None:
             self._count_served()
+        self.verdict_note(
+            step if step is not None else Step(Verdict.FINAL, reason, result), reason=reason
+        )
         return Outcome(
             endpoint=self.endpoint,
             method=self.method,
@@ -760,6 +881,10 @@ class _Run:
             block_size=self.block_size if self.method == "push" else None,
             uri=self.uri,
             expected_version=self.expected_version,
+            state_source=self.state_src if self.state is not None else None,
+            result_source=self.result_src if self.result is not None else None,
+            confirmed=self.confirmed,
+            confirm_reads=self.confirm_reads,
             **self._durations(),
         )
 
@@ -988,19 +1113,25 @@ class _Run:
         try:
             resp = await write
         except RequestTimeout:
-            await self.refresh()
+            await self.confirm()
+            failed = self.failed_download(baseline=None)
+            if failed is not None:
+                return failed
             raise self.stuck(
                 f"PUSH stalled after {self.bytes_sent} of {len(self.data)} B "
                 f"(no answer to a block)",
                 self.timeout,
             ) from None
         except RequestFailed as exc:  # the device broke the Block1 protocol
-            await self.refresh()
+            await self.confirm()
             raise _End(
                 self.outcome(reason=f"PUSH failed after {self.bytes_sent} B: {exc}")
             ) from None
         except (DeviceUnreachable, DeviceNotRegistered, ServerError) as exc:
-            await self.refresh()
+            await self.confirm()
+            failed = self.failed_download(baseline=None)
+            if failed is not None:
+                return failed
             raise _End(
                 self.outcome(
                     reason=f"PUSH interrupted after {self.bytes_sent} B: {exc}",
@@ -1008,7 +1139,7 @@ class _Run:
                 )
             ) from None
         if not resp.ok:
-            await self.refresh()
+            await self.confirm()
             step = interpret_download(self.state, self.result, fresh=True)
             if step.verdict is Verdict.FINAL:
                 return Step(
@@ -1025,6 +1156,20 @@ class _Run:
         self.fresh = True
         self.heard()
         return await self.until_downloaded(probe=None)
+
+    def failed_download(self, *, baseline: int | None) -> Step | None:
+        """After a delivery error and a read: the failure the device reports, if it does."""
+        if not self.confirmed:
+            return None
+        step = interpret_download(
+            self.state, self.result, fresh=self.method == "push", baseline_result=baseline
+        )
+        if step.verdict is Verdict.FINAL and step.result is not None and step.result not in (
+            UpdateResult.INITIAL,
+            UpdateResult.SUCCESS,
+        ):
+            return step
+        return None
 
     def _ensure_repository_name(self) -> None:
         repo = self.repository
@@ -1075,14 +1220,17 @@ class _Run:
         try:
             resp = await self.proxy.write(_URI, self.uri, timeout=self.timeout)
         except RequestTimeout:
-            await self.refresh()
+            await self.confirm()
+            failed = self.failed_download(baseline=baseline)
+            if failed is not None:
+                return failed
             raise self.stuck("no answer to the Package URI write", self.timeout) from None
         except (DeviceUnreachable, DeviceNotRegistered, ServerError) as exc:
             raise _End(
                 self.outcome(reason=f"Package URI write failed: {exc}", timed_out=True)
             ) from None
         if not resp.ok:
-            await self.refresh()
+            await self.confirm()
             step = interpret_download(
                 self.state, self.result, fresh=False, baseline_result=baseline
             )
@@ -1104,6 +1252,7 @@ class _Run:
         if self.cancel_after is not None:
             # (a PUSH handles cancel_after itself; here only a PULL gets there before the end)
             until = self.download_loop_start + self.cancel_after
+        settled = False
 
         def judge() -> Step:
             return interpret_download(
@@ -1132,6 +1281,33 @@ class _Run:
                     what = "the device never started the download"
                 raise self.stuck(what, self.timeout)
             assert isinstance(got, Step)
+            if (
+                got.verdict is Verdict.FINAL
+                and got.result in (None, UpdateResult.INITIAL)
+                and not settled
+            ):
+                # IDLE without a failure code, even as read: a device may set its Result a
+                # moment after its State. Give it one poll interval, then read again.
+                settled = True
+                seen = (self.state, self.result)
+                loop = asyncio.get_running_loop()
+                again = await self.wait(
+                    lambda seen=seen: (  # type: ignore[misc,unused-ignore]
+                        judge() if (self.state, self.result) != seen else Step(Verdict.WAIT)
+                    ),
+                    no_progress=self.timeout,
+                    until=loop.time() + self.poll_interval,
+                )
+                if isinstance(again, Step):
+                    got = again
+                elif again is _REREGISTERED:
+                    await self.after_reregistration(mid=True)
+                    continue
+                else:
+                    await self.confirm()
+                    got = judge()
+                    if got.verdict is Verdict.WAIT:
+                        continue
             if probe is not None:
                 self._count_served()
             if got.verdict is Verdict.NEXT:
@@ -1160,10 +1336,10 @@ class _Run:
                     self.server, self.endpoint, self._reset_method(), timeout=self.timeout
                 )
         except _DEVICE_ERRORS as exc:
-            await self.refresh()
+            await self.confirm()
             raise _End(self.outcome(reason=f"cancel failed: {exc}", timed_out=True)) from None
         if resp is not None and not resp.ok:
-            await self.refresh()
+            await self.confirm()
         got = await self.wait(
             lambda: interpret_cancel(self.state, self.result, by_reset=by_reset),
             no_progress=self.timeout,
@@ -1194,7 +1370,7 @@ class _Run:
                 raise _End(self.outcome(reason=f"Execute failed: {exc}", timed_out=True)) from None
             else:
                 if not resp.ok:
-                    await self.refresh()
+                    await self.confirm()
                     if self.state != State.IDLE or self.result not in _INSTALL_RESULTS:
                         return Step(
                             Verdict.FINAL,

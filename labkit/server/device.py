@@ -34,6 +34,7 @@ import aiocoap
 from aiocoap import error as aioerror
 from aiocoap.optiontypes import BlockOption
 
+from labkit.coap_abandon import response_within
 from labkit.lwm2m.formats import ContentFormat, encode
 from labkit.lwm2m.objects import ResourceType, resource_def
 from labkit.lwm2m.paths import Path
@@ -464,12 +465,13 @@ class DeviceProxy:
 
     async def _await(self, pr: Any, timeout: float, op: str, path: Path, method: str) -> Any:
         server = self._server
-        # Shielded: cancelling aiocoap's own response future makes aiocoap fail later with
-        # InvalidStateError when the answer (or its give-up) arrives after our timeout.
+        # A request given up on is abandoned (labkit.coap_abandon): detached from aiocoap's
+        # pipe before its future is cancelled, so a late answer never reaches it (aiocoap
+        # #210: InvalidStateError) and it does not keep retransmitting.
         response = pr.response
         response.add_done_callback(_retrieve)
         try:
-            return await asyncio.wait_for(asyncio.shield(response), timeout)
+            return await response_within(pr, timeout)
         except (TimeoutError, aioerror.TimeoutError) as exc:
             server.emit(
                 "error",

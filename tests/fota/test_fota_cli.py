@@ -55,6 +55,7 @@ def fota(
     variant: str = "plain",
     endpoint: str = "cli-1",
     timeout: float = 60,
+    device_args: tuple[str, ...] = (),
 ) -> tuple[int, list[str], float]:
     """Run ``labkit fota`` with ``args`` and a device; return (exit code, stdout lines, s)."""
     cmd = [
@@ -87,6 +88,7 @@ def fota(
                 uri,
                 "--endpoint",
                 endpoint,
+                *device_args,
             ]
         elif device == "variant":
             dev_cmd = [
@@ -301,3 +303,19 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "RESULT" not in proc.stdout
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_hostile_device_process_gets_its_own_result(tmp_path: Path, seed: int) -> None:
+    """``labkit device --hostile-notifications SEED --fault no-ram`` and ``labkit fota``, two
+    processes: the State 0 / Result 3 pair arrives reordered, late or not at all, and the
+    RESULT line is still the device's own 3 (it was 0 in the issue's report)."""
+    code, lines, _ = fota(
+        ["--package", str(_package(tmp_path)), "--method", "pull", "--timeout", "10"],
+        device_args=("--fault", "no-ram", "--hostile-notifications", str(seed)),
+    )
+    assert code == 1, lines
+    assert lines[-1] == "RESULT 3 OUT_OF_RAM"
+    assert any(
+        line.startswith("verdict: ") and "result from read-after-state" in line for line in lines
+    ), lines
