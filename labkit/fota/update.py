@@ -468,6 +468,9 @@ class _Run:
         self.t_checked: float | None = None
         self.t_download: float | None = None
         self.t_downloaded: float | None = None
+        #: When the evidence behind the latest verdict of :meth:`wait` arrived (before the
+        #: read that confirmed it).
+        self.t_evidence: float | None = None
         self.t_execute: float | None = None
         self.t_heard: float | None = None  # last answer/notification from the device
         self.t_heard_before_reboot: float | None = None
@@ -721,6 +724,7 @@ class _Run:
         """Wait until ``judge()`` is not WAIT, a re-registration, ``until`` (loop time), or
         ``no_progress`` seconds without a change of State, Result or ``probe()``."""
         loop = asyncio.get_running_loop()
+        self.t_evidence = None
         last_progress = loop.time()
         marker = (self.state, self.result, probe() if probe else 0)
         poll_task: asyncio.Task[None] | None = None
@@ -731,12 +735,17 @@ class _Run:
                 step = judge()
                 if step.verdict is not Verdict.WAIT:
                     if self.confirmed:
+                        self.t_evidence = self.clock()
                         return step
                     # No verdict from a stale view: the notifications that suggested it may be
                     # reordered, coalesced, late or repeated. Read, then decide on what was read.
+                    evidence_at = self.clock()
                     await self.confirm()
                     step = judge()
                     if step.verdict is not Verdict.WAIT:
+                        # The stage ended when the device first said so; the read only
+                        # confirmed it (durations do not include the confirming round trips).
+                        self.t_evidence = evidence_at
                         return step
                     self.note(
                         f"the notifications suggested a verdict, the device's answer did not "
@@ -1311,7 +1320,7 @@ class _Run:
             if probe is not None:
                 self._count_served()
             if got.verdict is Verdict.NEXT:
-                self.t_downloaded = self.clock()
+                self.t_downloaded = self.t_evidence if self.t_evidence is not None else self.clock()
                 self.tell(
                     "download",
                     f"{got.reason} after "
