@@ -92,6 +92,7 @@ from labkit.client.store import (
 )
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
+from labkit.guard import BoundedBlock1Spool, device_body_limit
 from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
 from labkit.lwm2m.formats import (
     DECODABLE_FORMATS,
@@ -205,6 +206,14 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
     def __init__(self, device: SimulatedDevice) -> None:
         super().__init__()
         self._device = device
+        # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard); /5/0/0 streams past it
+        self._block1 = BoundedBlock1Spool(
+            device_body_limit,
+            max_assemblies=16,
+            on_refuse=lambda code, req, detail: device.emit(
+                "error", code=code, path="/" + "/".join(req.opt.uri_path), detail=detail
+            ),
+        )
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         # /5/0/0 must see every Block1 block (State 1 on the first one, digest 8.2).
@@ -878,7 +887,10 @@ class SimulatedDevice:
         todo = await self._boot()
         self._recover_after_boot()
         self._ctx = await asyncio.wait_for(
-            open_udp_context(self._site, self.host, self.want_port, loggername="coap-device"),
+            open_udp_context(
+                self._site, self.host, self.want_port, loggername="coap-device",
+                on_reject=lambda code, remote, reason: self.emit("error", code=code, detail=reason),
+            ),
             max(timeout, _LOCAL_WALL_S),
         )
         try:

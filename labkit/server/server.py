@@ -48,6 +48,7 @@ from aiocoap.numbers.constants import TransportTuning
 
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
+from labkit.guard import BoundedBlock1Spool, server_body_limit
 from labkit.lwm2m.errors import Lwm2mError
 from labkit.lwm2m.formats import ContentFormat, decode, normalize_format
 from labkit.lwm2m.paths import Path
@@ -115,6 +116,8 @@ class _Root(resource.Resource, resource.PathCapable):  # type: ignore[misc]
     def __init__(self, server: LwM2MServer) -> None:
         super().__init__()
         self._server = server
+        # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard)
+        self._block1 = BoundedBlock1Spool(server_body_limit, on_refuse=server._refused_block)
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         return self._server._handle(request)
@@ -204,7 +207,11 @@ class LwM2MServer:
         if self._ctx is not None:
             raise RuntimeError("server already started")
         self._ctx = await asyncio.wait_for(
-            open_udp_context(_Root(self), self.host, self.port, loggername="coap-server"), 10.0
+            open_udp_context(
+                _Root(self), self.host, self.port, loggername="coap-server",
+                on_reject=self._rejected_datagram,
+            ),
+            10.0,
         )
         self.port = local_port(self._ctx) or self.port
         self._expiry_task = asyncio.create_task(self._expiry_loop(), name="lwm2m-expiry")
@@ -629,6 +636,20 @@ class LwM2MServer:
             except Exception as exc:
                 log.exception("registration listener failed")
                 self._emit("error", device=reg.endpoint, detail=f"listener failed: {exc!r}")
+
+    def _rejected_datagram(self, code: str, remote: Any, reason: str) -> None:
+        """labkit.guard refused a datagram before aiocoap saw it: an ``error`` event."""
+        self._emit("error", code=code, detail=f"datagram from {remote[0]}:{remote[1]}: {reason}")
+
+    def _refused_block(self, code: str, request: aiocoap.Message, detail: str) -> None:
+        self._emit(
+            "error",
+            device=self._endpoint_of(request.remote),
+            path="/" + "/".join(request.opt.uri_path),
+            method=str(request.code),
+            code=code,
+            detail=detail,
+        )
 
     def _emit(self, kind: str, **fields: Any) -> None:
         try:
