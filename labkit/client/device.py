@@ -93,7 +93,12 @@ from labkit.client.store import (
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
 from labkit.guard import BoundedBlock1Spool, device_body_limit
-from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
+from labkit.lwm2m.errors import (
+    LocalProtocolError,
+    Lwm2mError,
+    PathError,
+    UnsupportedContentFormat,
+)
 from labkit.lwm2m.formats import (
     DECODABLE_FORMATS,
     ENCODABLE_FORMATS,
@@ -879,6 +884,11 @@ class SimulatedDevice:
         except TimeoutError:
             self._schedule_update(self._retry_delay(min(self._failures, 4)))
             self._failures += 1
+        except Exception as exc:  # anything else: say so and keep trying (never die silently)
+            log.warning("%s: Register failed, retrying: %r", self.endpoint, exc)
+            self.emit("error", detail=f"Register failed: {exc!r}")
+            self._schedule_update(self._retry_delay(min(self._failures, 4)))
+            self._failures += 1
 
     async def _power_on(self, *, timeout: float) -> None:
         """Boot, bind, Register within ``timeout`` wall seconds (TimeoutError otherwise)."""
@@ -1067,8 +1077,12 @@ class SimulatedDevice:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a device task must never die silently
-            log.debug("%s: task failed", self.endpoint, exc_info=True)
+            log.warning("%s: task failed: %r", self.endpoint, exc, exc_info=True)
             self.emit("error", detail=f"device task failed: {exc!r}")
+            # supervisor: whatever failed, the registration loop stays alive
+            if self._ctx is not None and self._update_handle is None:
+                self._schedule_update(self._retry_delay(min(self._failures, 4)))
+                self._failures += 1
 
     def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)``; a refusal of the core becomes an ``error`` event."""
@@ -1202,6 +1216,11 @@ class SimulatedDevice:
         lifetime = values.get(Path.of(1, 0, 1))
         if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
             raise OperationError.bad_request("Lifetime must be >= 1 s")
+        if lifetime is not None:  # refuse what the device could never register with
+            try:
+                register_query(self.endpoint, lifetime, self.lwm2m_version, "U", self.queue_mode)
+            except LocalProtocolError as exc:
+                raise OperationError.bad_request(f"Lifetime {lifetime}: {exc}") from None
         firmware = {p: v for p, v in values.items() if p.object_id == 5}
         rest = {p: v for p, v in values.items() if p.object_id != 5}
         for p, v in firmware.items():
