@@ -113,8 +113,12 @@ def positive_int(text: str) -> int:
 
 
 def say(text: str) -> None:
-    """Print one line to stdout and flush it (followers read it line by line)."""
-    print(text, flush=True)
+    """Print one line to stdout and flush it (followers read it line by line); control
+    characters escaped, and through ``labkit serve``'s non-blocking console while it runs
+    (:mod:`labkit.console`)."""
+    from labkit.console import say as console_say
+
+    console_say(text)
 
 
 def fail(text: str) -> None:
@@ -351,7 +355,10 @@ def recorder_run_id(recorder: Any, args: argparse.Namespace) -> str:
 
 @command("serve", help="run the LwM2M server until Ctrl-C", configure=_configure_serve)
 def cmd_serve(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(args))
+    from labkit.console import Console
+
+    with Console(sys.stdout):  # a reader that stops reading never blocks the server
+        return asyncio.run(_serve(args))
 
 
 # -- labkit device ------------------------------------------------------------------------

@@ -129,3 +129,45 @@ def rss_bytes(pid: int | str = "self") -> int:
 
 def open_fds(pid: int | str = "self") -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def labkit_argv(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "labkit", *args]
+
+
+def labkit_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+async def wait_registering(port: int, timeout: float = 30.0) -> None:
+    """Until a Register to 127.0.0.1:port is answered 2.01."""
+    peer = Peer(port)
+    try:
+        async with asyncio.timeout(timeout):
+            mid = 0
+            while True:
+                mid += 1
+                answer = await peer.exchange(encode(register(f"probe-{mid}"), mid), 0.5)
+                if answer is not None and answer[1] == 0x41:
+                    return
+    finally:
+        peer.close()
