@@ -127,6 +127,9 @@ CHECKPOINT_MAX = 64 * 1024
 CHECKPOINT_SECONDS = 1.0
 #: HTTP bodies go to flash in pieces of the RAM buffer's size, up to this many bytes.
 HTTP_PIECE_MAX = 64 * 1024
+#: the longest a whole HTTP PULL may take (simulated seconds); a server that drips bytes just
+#: inside each read timeout ends in Result 4 instead of State 1 forever (issue 17 case 3)
+HTTP_DOWNLOAD_DEADLINE_S = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -895,6 +898,7 @@ class FirmwareAgent:
                     retries=dev.download_retries,
                     retry_delay=dev._wall(dev.retry_delay),
                     on_retry=on_retry,
+                    deadline=dev._wall(HTTP_DOWNLOAD_DEADLINE_S),
                 )
             else:
                 raise DownloadError(

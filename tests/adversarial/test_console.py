@@ -53,7 +53,11 @@ def test_serve_keeps_answering_with_an_unread_stdout() -> None:
     r, w = os.pipe()  # stdout of serve: never read while the registrations go in
     proc = subprocess.Popen(
         labkit_argv("serve", "--listen", f"127.0.0.1:{port}"),
-        stdout=w, stderr=subprocess.DEVNULL, cwd=REPO, env=labkit_env(), start_new_session=True,
+        stdout=w,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=labkit_env(),
+        start_new_session=True,
     )
     os.close(w)
     try:
@@ -87,8 +91,12 @@ def test_endpoint_name_cannot_forge_a_line() -> None:
     port = free_udp_port()
     proc = subprocess.Popen(
         labkit_argv("serve", "--listen", f"127.0.0.1:{port}"),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=labkit_env(),
-        start_new_session=True, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=labkit_env(),
+        start_new_session=True,
+        text=True,
     )
     try:
 

@@ -60,8 +60,9 @@ def test_failing_registration_is_logged_and_retried(caplog: pytest.LogCaptureFix
         events: list[Event] = []
         server = LwM2MServer(on_event=events.append)
         await server.start()
-        dev = SimulatedDevice("victim", server.uri, lifetime=60, time_scale=50,
-                              on_event=events.append)
+        dev = SimulatedDevice(
+            "victim", server.uri, lifetime=60, time_scale=50, on_event=events.append
+        )
         try:
             await dev.start(timeout=10)
             dev.registered = False
