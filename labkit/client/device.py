@@ -74,6 +74,7 @@ from labkit.client.firmware import (
     PowerCut,
     StoreError,
     strip_tlv_header,
+    tlv_value_length,
 )
 from labkit.client.model import (
     DEFAULT_FLASH_SIZE,
@@ -340,6 +341,7 @@ class SimulatedDevice:
         "_links_dirty",
         "_observations",
         "_on_event",
+        "_push_bytes",
         "_push_size1",
         "_reply_tuning",
         "_rng",
@@ -458,6 +460,9 @@ class SimulatedDevice:
         self._held: set[asyncio.Future[None]] = set()
         self._link_down_until = 0.0
         self._push_size1: int | None = None
+        #: PUSH bytes by Block1 offset: (offset expected next, (offset, length) of the last
+        #: block, TLV value length declared or None, value bytes so far)
+        self._push_bytes: tuple[int, tuple[int, int], int | None, int] | None = None
         #: The simulated user postpones updates (Execute /5/0/2 -> Result 11 while /5/0/13 > 0).
         self.user_defers = "defer" in self.faults
         # Validate the registration parameters now rather than at start().
@@ -1286,8 +1291,30 @@ class SimulatedDevice:
                 raise OperationError.bad_request(
                     f"block {num}: {len(data)} bytes, Block1 says {block1.size}"
                 )
+        if block1 is not None and num != 0:
+            placed = self._place_block(num * block1.size, len(data))
+            if isinstance(placed, aiocoap.Message):
+                return placed
+            num = placed
+        declared = None if self._push_bytes is None or num == 0 else self._push_bytes[2]
         if cfn == 11542 and num == 0:
+            declared = tlv_value_length(data)
             data = strip_tlv_header(data)
+        value_so_far = len(data) + (
+            self._push_bytes[3] if self._push_bytes is not None and num != 0 else 0
+        )
+        if declared is not None and (
+            value_so_far > declared or (not more and value_so_far != declared)
+        ):
+            detail = f"TLV Package declares {declared} bytes, {value_so_far} arrived"
+            self.emit("error", path=str(_PACKAGE), code="4.00", detail=detail)
+            self._push_bytes = None
+            if self.fw.state is State.DOWNLOADING:
+                self.guarded(
+                    self._firmware.handle,
+                    DownloadFailed(result=UpdateResult.UNSUPPORTED_PACKAGE_TYPE),
+                )
+            return self._refuse("4.00", detail)
         if num == 0:
             size1 = request.opt.size1
             self._push_size1 = None if size1 is None else int(size1)
@@ -1311,6 +1338,14 @@ class SimulatedDevice:
             self.emit("fault", detail="link-drop", path=str(_PACKAGE))
             self._push_link_drop()
             return None
+        start = 0 if block1 is None else block1.block_number * block1.size
+        if num == 0 or self._push_bytes is None or start == self._push_bytes[0]:
+            self._push_bytes = (
+                start + len(request.payload),
+                (start, len(request.payload)),
+                declared,
+                value_so_far,
+            )
         self.emit(
             "block",
             method="push",
@@ -1328,6 +1363,22 @@ class SimulatedDevice:
             return aiocoap.Message(code=Code.CHANGED)
         echo = BlockOption.BlockwiseTuple(num, more, block1.size_exponent)
         return aiocoap.Message(code=Code.CONTINUE if more else Code.CHANGED, block1=echo)
+
+    def _place_block(self, start: int, length: int) -> int | aiocoap.Message:
+        """The core's block number for a PUSH block at byte ``start`` (RFC 7959 section 2.3:
+        NUM x size, so a size change renumbers), or a 4.08 for one that does not continue."""
+        nxt = self.fw._next_block
+        pushed = self._push_bytes
+        if nxt is None or pushed is None:
+            return start  # nothing in progress: the core answers (4.08 B1)
+        expected, (last_start, last_len), _, _ = pushed
+        if start == expected:
+            return nxt
+        if start == last_start and length == last_len:
+            return nxt - 1  # the last block again (its 2.31 was lost): B2
+        detail = f"Block1 at byte {start}, expected byte {expected}"
+        self.emit("error", path=str(_PACKAGE), code="4.08", detail=detail)
+        return self._refuse("4.08", detail)
 
     def _push_link_drop(self) -> None:
         """The link is gone mid-push: blocks go unanswered; when it is back, Result 4."""

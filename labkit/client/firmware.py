@@ -108,6 +108,7 @@ __all__ = [
     "default_installer",
     "package_version",
     "strip_tlv_header",
+    "tlv_value_length",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,22 @@ def strip_tlv_header(first_block: bytes) -> bytes:
     if rid != 0:
         raise DecodeError(f"TLV package: resource {rid}, expected 0 (Package)")
     return first_block[header:]
+
+
+def tlv_value_length(first_block: bytes) -> int | None:
+    """The value length a Package TLV header declares (None when it is not a valid header;
+    :func:`strip_tlv_header` says why)."""
+    if len(first_block) < 2 or first_block[0] >> 6 != 0b11:
+        return None
+    kind = first_block[0]
+    id_len = 2 if kind & 0x20 else 1
+    len_len = (kind >> 3) & 0x03
+    if len_len == 0:
+        return kind & 0x07
+    start = 1 + id_len
+    if len(first_block) < start + len_len:
+        return None
+    return int.from_bytes(first_block[start : start + len_len], "big")
 
 
 class StoreError(Exception):
