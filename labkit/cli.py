@@ -242,6 +242,18 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", type=Path, default=None, metavar="DIR", help="save the run here")
     p.add_argument("--run-id", default=None, help="name of the saved run (default: timestamp)")
     p.add_argument("--request-timeout", type=float, default=10.0, help="bound of one request (s)")
+    p.add_argument(
+        "--max-registrations",
+        type=positive_int,
+        default=20_000,
+        help="registrations held at most; a new endpoint beyond is answered 5.03 (20000)",
+    )
+    p.add_argument(
+        "--max-lifetime",
+        type=positive_int,
+        default=31 * 86_400,
+        help="longest lt= accepted in seconds, 4.00 above it (default 31 days)",
+    )
 
 
 def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
@@ -294,6 +306,7 @@ async def _serve(args: argparse.Namespace) -> int:
             args.record,
             run_id=args.run_id,
             manifest={"command": "labkit serve", "listen": list(args.listen)},
+            retain=False,  # a server runs for days: events written to disk leave memory
         )
     sink = recorder if recorder is not None else discard
     try:
@@ -304,7 +317,14 @@ async def _serve(args: argparse.Namespace) -> int:
             recorder.close()
         return 2
     host, port = args.listen
-    server = LwM2MServer(host=host, port=port, on_event=sink, request_timeout=args.request_timeout)
+    server = LwM2MServer(
+        host=host,
+        port=port,
+        on_event=sink,
+        request_timeout=args.request_timeout,
+        max_registrations=args.max_registrations,
+        max_lifetime=args.max_lifetime,
+    )
     server.add_listener(lambda kind, reg: say(registration_line(kind, reg)))
     stop = StopSignal()
     started: list[Any] = []

@@ -80,6 +80,12 @@ SEND_FORMATS = frozenset(
 Listener = Callable[[str, Registration], None]
 
 
+#: registrations a server holds at most by default (about 5.5 kB each)
+DEFAULT_MAX_REGISTRATIONS = 20_000
+#: the longest lifetime a server accepts by default: 31 days (LwM2M allows 2**32-1 s, 136 years)
+DEFAULT_MAX_LIFETIME = 31 * 86_400
+
+
 class _Reply(Exception):
     """Internal: answer the current request with ``code`` and record an ``error`` event."""
 
@@ -156,8 +162,15 @@ class LwM2MServer:
         expiry_check_interval: float = 1.0,
         queue_awake_window: float = QUEUE_AWAKE_WINDOW,
         time_scale: float = 1.0,
+        max_registrations: int = DEFAULT_MAX_REGISTRATIONS,
+        max_lifetime: int = DEFAULT_MAX_LIFETIME,
     ) -> None:
         self.host = host
+        #: at most this many registrations at a time; a Register of a new endpoint beyond it is
+        #: answered 5.03 with Max-Age (an operator's bound on memory, issue 17)
+        self.max_registrations = int(max_registrations)
+        #: the longest ``lt=`` accepted (4.00 above it): a registration must expire some day
+        self.max_lifetime = int(max_lifetime)
         self.port = port
         self.request_timeout = request_timeout
         self.expiry_check_interval = expiry_check_interval
@@ -369,6 +382,16 @@ class LwM2MServer:
             req = parse_register(list(request.opt.uri_query), bytes(request.payload))
         except Lwm2mError as exc:
             raise _Reply(exc.coap_code, f"Register refused: {exc}") from None
+        if req.lifetime > self.max_lifetime or (req.lifetime == 0 and self.max_lifetime):
+            raise _Reply(
+                "4.00", f"Register refused: lifetime {req.lifetime} is over {self.max_lifetime} s"
+            )
+        if len(self.registry) >= self.max_registrations and req.endpoint not in self.registry:
+            self._emit("error", device=req.endpoint, path="/rd", method="POST", code="5.03",
+                       detail=f"Register refused: {len(self.registry)} registrations (limit)")
+            return aiocoap.Message(
+                code=aiocoap.SERVICE_UNAVAILABLE, max_age=60, payload=b"too many registrations"
+            )
         now = self._clock()
         reg, old = self.registry.register(
             req, now=now, remote=request.remote, address=_address(request.remote)
@@ -412,6 +435,11 @@ class LwM2MServer:
             )
         except Lwm2mError as exc:
             raise _Reply(exc.coap_code, f"Update refused: {exc}") from None
+        if upd.lifetime is not None and (
+            upd.lifetime > self.max_lifetime or (upd.lifetime == 0 and self.max_lifetime)
+        ):
+            raise _Reply("4.00", f"Update refused: lifetime {upd.lifetime} is over "
+                         f"{self.max_lifetime} s")
         try:
             reg = self.registry.update(
                 reg_id,
