@@ -670,8 +670,9 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    """The ``labkit`` argument parser with every registered subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``labkit`` argument parser with every registered subcommand (``only``: configure
+    just that one; the others' options, and their imports, are left out)."""
     parser = argparse.ArgumentParser(
         prog="labkit", description="An interactive FOTA lab for LwM2M."
     )
@@ -679,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.configure(sub)
+        if only is None or cmd.name == only:
+            cmd.configure(sub)
         sub.set_defaults(_run=cmd.run)
     return parser
 
@@ -695,8 +697,18 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``labkit`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # a command starts fast: only its own options are configured (``labkit simulate`` creates
+    # its run directory before pandas is loaded; a kill after a second leaves a loadable run)
+    from labkit import runstart
+
+    runstart.early_run(words)  # `labkit simulate`: its run directory exists from here on
+    parser = build_parser(only=words[0] if words and words[0] in COMMANDS else None)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit:
+        runstart.discard_early()
+        raise
     try:
         return int(args._run(args))
     except KeyboardInterrupt:

@@ -31,18 +31,22 @@ moves every event a little (see :mod:`labkit.linkem`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.events import EventSink, discard
 from labkit.linkem import LinkFeeder, LinkRelay
 from labkit.sim.link import LinkImpairment, device_link
 from labkit.timebase import LoopLagMonitor, ScaledClock
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SimFleet", "SimulationResult", "run_campaign", "simulate"]
 
@@ -336,13 +340,17 @@ async def run_campaign(
     deadline_s: float = 600.0,
     start_timeout: float = 60.0,
     fleet_kwargs: Mapping[str, Any] | None = None,
+    on_snapshot: Callable[[Any, SimFleet], Awaitable[None]] | None = None,
+    snapshot_interval: float = 1.0,
     **campaign_kwargs: Any,
 ) -> SimulationResult:
     """Start a :class:`SimFleet` on ``server``, run a campaign over it, stop the fleet.
 
     ``deadline_s`` (wall seconds) bounds the campaign; when it runs out the campaign is
     cancelled (its devices end ``cancelled``) and the result is returned all the same.
-    ``campaign_kwargs`` go to :class:`~labkit.fota.campaign.Campaign`.
+    ``campaign_kwargs`` go to :class:`~labkit.fota.campaign.Campaign`. ``on_snapshot(campaign,
+    fleet)`` is awaited when the campaign starts and every ``snapshot_interval`` wall seconds
+    while it runs (``simulate`` writes the campaign tables with it, so a killed run keeps them).
     """
     from labkit.fota.campaign import Campaign
 
@@ -362,13 +370,59 @@ async def run_campaign(
             repository=fleet.repository_for if repository is not None else None,
             on_event=sink, on_progress=on_progress, **options,
         )
-        await campaign.run_until(deadline_s)
+        snapshots = None
+        if on_snapshot is not None:
+            snapshots = asyncio.get_running_loop().create_task(
+                _snapshots(on_snapshot, campaign, fleet, snapshot_interval), name="snapshots"
+            )
+        try:
+            await campaign.run_until(deadline_s)
+        finally:
+            if snapshots is not None:
+                snapshots.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await snapshots
     finally:
         lag = await monitor.stop()
         await fleet.stop()
     return SimulationResult(campaign=campaign, fleet=fleet, lag=lag,
                             wall_s=time.monotonic() - started,
                             typical_rtt_s=fleet.typical_rtt_s())
+
+
+async def _snapshots(
+    on_snapshot: Callable[[Any, SimFleet], Awaitable[None]],
+    campaign: Any,
+    fleet: SimFleet,
+    interval: float,
+) -> None:
+    """Call ``on_snapshot`` now and every ``interval`` s; a failure is logged, never fatal."""
+    while True:
+        try:
+            await on_snapshot(campaign, fleet)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("campaign snapshot failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+def _write_tables(run_dir: FsPath, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Each table to ``<run_dir>/<name>.parquet`` atomically (hidden temporary, rename)."""
+    from labkit.runstart import atomic_write
+
+    for name, frame in tables.items():
+        atomic_write(run_dir / f"{name}.parquet", lambda fh, f=frame: f.to_parquet(fh, index=False))
+
+
+def _campaign_tables(campaign: Any, fleet: SimFleet) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
+    return {
+        "campaign_devices": campaign.devices(),
+        "campaign_waves": campaign.waves(),
+        "links": pd.DataFrame(fleet.link_table()),
+    }
 
 
 def simulate(
@@ -430,7 +484,6 @@ def simulate(
         ``events.parquet``, ``campaign_devices.parquet``, ``campaign_waves.parquet``,
         ``links.parquet`` (per device datagram counters).
     """
-    import pandas as pd
 
     from labkit.policy import make_policy, policy_name, policy_thresholds
     from labkit.repo.images import build_image
@@ -440,12 +493,18 @@ def simulate(
     fault_fractions = parse_fault_spec(faults) if faults else {}
     fault_sets = assign_faults(fault_fractions, devices, seed)
     policy_obj = make_policy(policy, **dict(policy_params or {}))
-    image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
     clock = ScaledClock(time_scale)
     FsPath(out).mkdir(parents=True, exist_ok=True)
+    # the run directory and manifest exist before the image is built (a kill keeps them)
     lab = Lab(record=out, seed=seed, clock=clock, run_id=run_id, request_timeout=30.0)
     with lab:
+        image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
         server = lab.server
+        run_dir = lab.run_dir
+        assert run_dir is not None
+
+        async def snapshot(campaign: Any, fleet: SimFleet) -> None:
+            await asyncio.to_thread(_write_tables, run_dir, _campaign_tables(campaign, fleet))
 
         def scale_server() -> None:
             server.time_scale = time_scale
@@ -457,7 +516,7 @@ def simulate(
                 server, image, devices=devices, profile=profile, policy=policy_obj,
                 method=method, seed=seed, clock=clock, faults=fault_sets, links=links,
                 repository=repository, block_size=block_size, on_progress=on_progress,
-                deadline_s=deadline_s, **campaign_kwargs,
+                deadline_s=deadline_s, on_snapshot=snapshot, **campaign_kwargs,
             ),
             timeout=deadline_s + 120.0,
         )
@@ -498,11 +557,6 @@ def simulate(
             lab.emit("note", detail=params["distortion_warning"])
             log.warning("%s", params["distortion_warning"])
         lab.recorder.manifest["params"].update(params)
-        run_dir = lab.run_dir
-        assert run_dir is not None
-        campaign.devices().to_parquet(run_dir / "campaign_devices.parquet", index=False)
-        campaign.waves().to_parquet(run_dir / "campaign_waves.parquet", index=False)
-        pd.DataFrame(result.fleet.link_table()).to_parquet(run_dir / "links.parquet",
-                                                           index=False)
+        _write_tables(run_dir, _campaign_tables(campaign, result.fleet))
     return FsPath(run_dir)
 
