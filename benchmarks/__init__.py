@@ -25,6 +25,7 @@ MODULES = (
     "benchmarks.bench_timescale",
     "benchmarks.bench_analysis",
     "benchmarks.bench_notebooks",
+    "benchmarks.bench_soak",
 )
 
 

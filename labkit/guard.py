@@ -34,6 +34,7 @@ holds at most ``capacity`` entries and expires them lazily.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -241,7 +242,10 @@ class GuardedUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
             return
         try:
             super().datagram_msg_received(data, ancdata, flags, address)
-        except Exception as exc:
+        except asyncio.InvalidStateError:
+            # aiocoap #210: a late response to a request that already timed out; harmless
+            log.debug("late CoAP response from %s ignored", address)
+        except Exception as exc:  # aiocoap already logged it; keep serving
             self._reject(data, ancdata, address, Verdict("drop", f"aiocoap raised {exc!r}"))
 
     def _reject(self, data: bytes, ancdata: Any, address: Any, verdict: Verdict) -> None:
