@@ -375,8 +375,9 @@ def recorder_run_id(recorder: Any, args: argparse.Namespace) -> str:
 
 @command("serve", help="run the LwM2M server until Ctrl-C", configure=_configure_serve)
 def cmd_serve(args: argparse.Namespace) -> int:
-    from labkit.console import Console
+    from labkit.console import Console, log_to_stderr
 
+    log_to_stderr()  # WARNINGs escaped: a Uri-Path cannot forge lines on stderr
     with Console(sys.stdout):  # a reader that stops reading never blocks the server
         return asyncio.run(_serve(args))
 

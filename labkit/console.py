@@ -17,13 +17,14 @@ console if one is open (:meth:`Console.activate`), else directly (escaped either
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
 import unicodedata
 from typing import IO, Any
 
-__all__ = ["Console", "escape", "say"]
+__all__ = ["Console", "EscapingFormatter", "escape", "log_to_stderr", "say"]
 
 _SAFE_CACHE: dict[str, bool] = {}
 
@@ -130,3 +131,25 @@ def say(text: str) -> None:
         console.line(text)
     else:
         print(escape(text), flush=True)
+
+
+class EscapingFormatter(logging.Formatter):
+    """A log formatter that escapes control characters in the message (an endpoint name or a
+    Uri-Path in a WARNING cannot forge lines on stderr either); tracebacks keep their lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.msg, record.args = escape(record.getMessage()), None
+        return super().format(record)
+
+
+def log_to_stderr(level: int = logging.WARNING) -> logging.Handler:
+    """Send the lab's log records at ``level`` and above to stderr, escaped (the long-running
+    commands call it; without it Python's last-resort handler prints them unescaped)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+    return handler

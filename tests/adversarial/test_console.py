@@ -119,3 +119,15 @@ def test_endpoint_name_cannot_forge_a_line() -> None:
     assert not any("\x00" in line or "\r" in line for line in lines)
     assert any("z\\x0aderegistered victim-0001" in line for line in lines), lines
     assert lines[-1] == "stopped"
+
+
+def test_log_records_are_escaped() -> None:
+    import logging
+
+    from labkit.console import EscapingFormatter
+
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "GET %s", ("/a\nFAKE line",), None
+    )
+    text = EscapingFormatter("%(message)s").format(record)
+    assert "\n" not in text and text == "GET /a\\x0aFAKE line"
