@@ -113,15 +113,25 @@ async def _flood(port: int, rate: int, seconds: float, seed: int) -> int:
     return sent
 
 
-def _register_ok(port: int) -> bool:
+def _register_ok(port: int, tries: int = 4) -> bool:
+    """A Register answered 2.01, retransmitted like a CON (2, 4, 8 s) up to ``tries`` times."""
     msg = bytes([0x41, 0x02, 0x12, 0x34, 0x09]) + _opt(11, b"rd") + _opt(4, b"ep=soak-probe")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(5)
-        s.sendto(msg + _opt(0, b"lt=60"), ("127.0.0.1", port))
-        try:
-            return s.recv(2048)[1] == 0x41
-        except TimeoutError:
-            return False
+        for attempt in range(tries):
+            s.settimeout(2.0 * 2**attempt)
+            s.sendto(msg + _opt(0, b"lt=60"), ("127.0.0.1", port))
+            try:
+                return s.recv(2048)[1] == 0x41
+            except TimeoutError:
+                continue
+    return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def soak(minutes: float, devices: int, rate: int, seed: int = 1) -> dict[str, Any]:
@@ -159,7 +169,10 @@ def soak(minutes: float, devices: int, rate: int, seed: int = 1) -> dict[str, An
                 await asyncio.wait({flood}, timeout=5)
             return flood.result()
 
+        cpu0 = _cpu_seconds(server.pid)
         sent = asyncio.run(main())
+        cpu = _cpu_seconds(server.pid) - cpu0
+        fleet_cpu = _cpu_seconds(fleet.pid)
         alive = _register_ok(port)
     finally:
         for proc in (fleet, server):
@@ -187,6 +200,9 @@ def soak(minutes: float, devices: int, rate: int, seed: int = 1) -> dict[str, An
         "growth": end[1] / base[1], "fds_base": base[2], "fds_end": end[2],
         "fds_max": max(s[2] for s in samples), "registered": registered, "lost": expired,
         "answering_at_end": alive, "events": len(events),
+        "server_cpu_share": round(cpu / seconds, 3),
+        "fleet_cpu_share": round(fleet_cpu / seconds, 3),
+        "load_avg_end": os.getloadavg()[0],
         "samples": [list(s) for s in samples], "record": str(record),
     }
 
@@ -211,7 +227,8 @@ def bench(options: Options) -> list[Row]:
                 f"{got['rss_max_kib']}), fds {got['fds_base']} -> {got['fds_end']}, "
                 f"{got['registered']} devices registered, {got['lost']} registrations lost, "
                 f"{got['sent']} garbage datagrams, answering at the end: "
-                f"{got['answering_at_end']}"
+                f"{got['answering_at_end']}, server CPU {got['server_cpu_share']:.0%} of a core, "
+                f"load average {got['load_avg_end']:.1f}"
             ),
         )
     ]
