@@ -54,6 +54,7 @@ __all__ = [
     "MAX_DATAGRAM",
     "BoundedBlock1Spool",
     "GuardedUDP6",
+    "RateLimitedLog",
     "RecentExchanges",
     "Verdict",
     "inspect",
@@ -210,11 +211,12 @@ def reply_bytes(data: bytes, verdict: Verdict) -> bytes | None:
 RejectHook = Callable[[str, Any, str], None]
 
 
-class _RateLimit:
+class RateLimitedLog:
     """At most one log line per ``every`` seconds; the lines in between are counted."""
 
-    def __init__(self, every: float = 10.0) -> None:
+    def __init__(self, every: float = 10.0, logger: logging.Logger | None = None) -> None:
         self.every = every
+        self.log = logger or log
         self._last = -1e9
         self.suppressed = 0
 
@@ -223,7 +225,7 @@ class _RateLimit:
         if now - self._last >= self.every:
             if self.suppressed:
                 msg += f" ({self.suppressed} more since the last line)"
-            log.log(level, msg, *args)
+            self.log.log(level, msg, *args)
             self._last, self.suppressed = now, 0
         else:
             self.suppressed += 1
@@ -234,6 +236,8 @@ class GuardedUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
 
     on_reject: RejectHook | None = None
     rejected = 0
+    #: refusals reported to ``on_reject`` per second at most (the rest are counted)
+    EVENTS_PER_SECOND = 20
 
     def datagram_msg_received(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
         verdict = inspect(data, truncated=bool(flags & socket.MSG_TRUNC))
@@ -250,7 +254,7 @@ class GuardedUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
 
     def _reject(self, data: bytes, ancdata: Any, address: Any, verdict: Verdict) -> None:
         self.rejected += 1
-        limiter = self.__dict__.setdefault("_limiter", _RateLimit())
+        limiter = self.__dict__.setdefault("_limiter", RateLimitedLog())
         limiter(
             logging.WARNING,
             "refused a datagram from %s: %s (%s)",
@@ -268,12 +272,23 @@ class GuardedUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
             self.transport.sendmsg(reply, anc, 0, address)
         hook = self.on_reject
         if hook is not None:
+            # a flood must not become a flood of events: at most EVENTS_PER_SECOND are
+            # reported, the others counted into the next one
+            now = time.monotonic()
+            window, told, quiet = self.__dict__.get("_events", (0.0, 0, 0))
+            if now - window >= 1.0:
+                window, told = now, 0
+            if told >= self.EVENTS_PER_SECOND:
+                self._events = (window, told, quiet + 1)
+                return
+            self._events = (window, told + 1, 0)
+            reason = verdict.reason + (f" (and {quiet} more refused)" if quiet else "")
             code = (
                 "" if verdict.action != "answer" else f"{verdict.code >> 5}.{verdict.code & 31:02d}"
             )
             try:
-                hook(code or verdict.action.upper(), address, verdict.reason)
-            except Exception:
+                hook(code or verdict.action.upper(), address, reason)
+            except Exception:  # a hook must never stop the socket
                 log.exception("reject hook failed")
 
 

@@ -48,7 +48,7 @@ from aiocoap.numbers.constants import TransportTuning
 
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.events import Event, EventSink, discard
-from labkit.guard import BoundedBlock1Spool, server_body_limit
+from labkit.guard import BoundedBlock1Spool, RateLimitedLog, server_body_limit
 from labkit.lwm2m.errors import Lwm2mError
 from labkit.lwm2m.formats import ContentFormat, decode, normalize_format
 from labkit.lwm2m.paths import Path
@@ -171,6 +171,7 @@ class LwM2MServer:
         self.max_registrations = int(max_registrations)
         #: the longest ``lt=`` accepted (4.00 above it): a registration must expire some day
         self.max_lifetime = int(max_lifetime)
+        self._warn = RateLimitedLog(10.0, log)  # refused requests: one WARNING per 10 s at most
         self.port = port
         self.request_timeout = request_timeout
         self.expiry_check_interval = expiry_check_interval
@@ -352,8 +353,14 @@ class LwM2MServer:
                 return self._send(request)
             raise _Reply("4.04", f"no resource {text_path}")
         except _Reply as reply:
-            log.warning(
-                "%s %s from %s: %s %s", method, text_path, request.remote, reply.code, reply.detail
+            self._warn(
+                logging.WARNING,
+                "%s %s from %s: %s %s",
+                method,
+                text_path,
+                request.remote,
+                reply.code,
+                reply.detail,
             )
             self._emit(
                 "error",
