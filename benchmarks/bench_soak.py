@@ -188,7 +188,7 @@ def soak(minutes: float, devices: int, rate: int, seed: int = 1) -> dict[str, An
     from labkit.record.runs import read_run
 
     events = read_run(record / "soak").events
-    fleet_events = events[events["device"].astype(str).str.startswith("soak-0")]
+    fleet_events = events[events["device"].astype(str).str.fullmatch(r"soak-\d+")]
     expired = int((fleet_events["kind"] == "reg_expired").sum())
     registered = int(fleet_events.loc[fleet_events["kind"] == "registered", "device"].nunique())
     base_t = 300.0 if minutes >= 10 else seconds / 2
