@@ -29,6 +29,7 @@ MODULES = (
     "benchmarks.bench_sweep",
     "benchmarks.bench_notebooks",
     "benchmarks.bench_mislabel",
+    "benchmarks.bench_soak",
 )
 
 

@@ -196,6 +196,18 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", type=Path, default=None, metavar="DIR", help="save the run here")
     p.add_argument("--run-id", default=None, help="name of the saved run (default: timestamp)")
     p.add_argument("--request-timeout", type=float, default=10.0, help="bound of one request (s)")
+    p.add_argument(
+        "--max-registrations",
+        type=positive_int,
+        default=20_000,
+        help="registrations held at most; a new endpoint beyond is answered 5.03 (20000)",
+    )
+    p.add_argument(
+        "--max-lifetime",
+        type=positive_int,
+        default=31 * 86_400,
+        help="longest lt= accepted in seconds, 4.00 above it (default 31 days)",
+    )
 
 
 def _repository_for(args: argparse.Namespace, on_event: Any) -> Any:
@@ -261,6 +273,7 @@ async def _serve(args: argparse.Namespace) -> int:
             args.record,
             run_id=args.run_id,
             manifest={"command": "labkit serve", "listen": list(args.listen)},
+            retain=False,  # a server runs for days: events written to disk leave memory
         )
     sink = recorder if recorder is not None else discard
     try:
@@ -284,6 +297,8 @@ async def _serve(args: argparse.Namespace) -> int:
         psk_store=args.psk_store,
         coaps_port=coaps_port,
         coap=not secure,
+        max_registrations=args.max_registrations,
+        max_lifetime=args.max_lifetime,
     )
     server.add_listener(lambda kind, reg: say(registration_line(kind, reg)))
     stop = StopSignal()
@@ -360,7 +375,11 @@ def recorder_run_id(recorder: Any, args: argparse.Namespace) -> str:
 
 @command("serve", help="run the LwM2M server until Ctrl-C", configure=_configure_serve)
 def cmd_serve(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(args))
+    from labkit.console import Console, log_to_stderr
+
+    log_to_stderr()  # WARNINGs escaped: a Uri-Path cannot forge lines on stderr
+    with Console(sys.stdout):  # a reader that stops reading never blocks the server
+        return asyncio.run(_serve(args))
 
 
 # -- labkit device ------------------------------------------------------------------------
@@ -723,8 +742,9 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    """The ``labkit`` argument parser with every registered subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``labkit`` argument parser with every registered subcommand (``only``: configure
+    just that one; the others' options, and their imports, are left out)."""
     parser = argparse.ArgumentParser(
         prog="labkit", description="An interactive FOTA lab for LwM2M."
     )
@@ -732,7 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.configure(sub)
+        if only is None or cmd.name == only:
+            cmd.configure(sub)
         sub.set_defaults(_run=cmd.run)
     return parser
 
@@ -748,8 +769,18 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``labkit`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # a command starts fast: only its own options are configured (``labkit simulate`` creates
+    # its run directory before pandas is loaded; a kill after a second leaves a loadable run)
+    from labkit import runstart
+
+    runstart.early_run(words)  # `labkit simulate`: its run directory exists from here on
+    parser = build_parser(only=words[0] if words and words[0] in COMMANDS else None)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit:
+        runstart.discard_early()
+        raise
     try:
         return int(args._run(args))  # noqa: SLF001 - argparse dest of build_parser
     except KeyboardInterrupt:

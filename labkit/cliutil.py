@@ -59,8 +59,12 @@ def positive_int(text: str) -> int:
 
 
 def say(text: str) -> None:
-    """Print one line to stdout and flush it (followers read it line by line)."""
-    print(text, flush=True)
+    """Print one line to stdout and flush it (followers read it line by line); control
+    characters escaped, and through ``labkit serve``'s non-blocking console while it runs
+    (:mod:`labkit.console`)."""
+    from labkit.console import say as console_say
+
+    console_say(text)
 
 
 def fail(text: str) -> None:

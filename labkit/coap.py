@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import aiocoap
@@ -37,7 +38,12 @@ __all__ = ["local_port", "open_udp_context", "scaled_tuning"]
 
 
 async def open_udp_context(
-    site: Any, host: str = "127.0.0.1", port: int = 0, *, loggername: str = "coap"
+    site: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    loggername: str = "coap",
+    on_reject: Callable[[str, Any, str], None] | None = None,
 ) -> aiocoap.Context:
     """An aiocoap context serving ``site`` on one UDP socket bound to ``(host, port)``.
 
@@ -49,8 +55,19 @@ async def open_udp_context(
     transport itself. On a virtual-time loop (:mod:`labkit.virtual`) the context is bound on
     the loop's in-process network instead (:func:`labkit.virtual.network.open_virtual_context`):
     the same aiocoap context, the same callers, no socket.
+
+    Datagrams pass :class:`labkit.guard.GuardedUDP6` before aiocoap parses them (oversized,
+    malformed, unknown critical options, non-UTF-8 strings are refused as RFC 7252 says;
+    ``on_reject(code, remote, reason)`` hears of each), and the message de-duplication cache
+    is bounded (:func:`labkit.guard.bound_deduplication`).
     """
-    from aiocoap.transports.udp6 import MessageInterfaceUDP6
+    from labkit.guard import GuardedUDP6, bound_deduplication
+
+    async def endpoint(mman: Any) -> Any:
+        bound_deduplication(mman)
+        protocol = await GuardedUDP6._create_transport_endpoint(sock, mman, log=ctx.log, loop=loop)
+        protocol.on_reject = on_reject
+        return protocol
 
     loop = asyncio.get_running_loop()
     network = getattr(loop, "network", None)
@@ -70,11 +87,7 @@ async def open_udp_context(
         raise
     ctx = aiocoap.Context(loop=loop, serversite=site, loggername=loggername)
     try:
-        await ctx._append_tokenmanaged_messagemanaged_transport(
-            lambda mman: MessageInterfaceUDP6._create_transport_endpoint(
-                sock, mman, log=ctx.log, loop=loop
-            )
-        )
+        await ctx._append_tokenmanaged_messagemanaged_transport(endpoint)
     except BaseException:
         sock.close()
         raise

@@ -85,6 +85,7 @@ from labkit.client.firmware import (
     PowerCut,
     StoreError,
     strip_tlv_header,
+    tlv_value_length,
 )
 from labkit.client.hostile import (
     HostileNotifications,
@@ -110,7 +111,13 @@ from labkit.client.store import (
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.coap_abandon import response_within
 from labkit.events import Event, EventSink, discard
-from labkit.lwm2m.errors import Lwm2mError, PathError, UnsupportedContentFormat
+from labkit.guard import BoundedBlock1Spool, device_body_limit
+from labkit.lwm2m.errors import (
+    LocalProtocolError,
+    Lwm2mError,
+    PathError,
+    UnsupportedContentFormat,
+)
 from labkit.lwm2m.formats import (
     DECODABLE_FORMATS,
     ENCODABLE_FORMATS,
@@ -223,6 +230,14 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
     def __init__(self, device: SimulatedDevice) -> None:
         super().__init__()
         self._device = device
+        # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard); /5/0/0 streams past it
+        self._block1 = BoundedBlock1Spool(
+            device_body_limit,
+            max_assemblies=16,
+            on_refuse=lambda code, req, detail: device.emit(
+                "error", code=code, path="/" + "/".join(req.opt.uri_path), detail=detail
+            ),
+        )
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         # /5/0/0 must see every Block1 block (State 1 on the first one, digest 8.2).
@@ -352,6 +367,7 @@ class SimulatedDevice:
         "_links_dirty",
         "_observations",
         "_on_event",
+        "_push_bytes",
         "_push_size1",
         "_reply_tuning",
         "_rng",
@@ -498,6 +514,9 @@ class SimulatedDevice:
         self.fw_history: list[tuple[float, str, int]] = []
         self._link_down_until = 0.0
         self._push_size1: int | None = None
+        #: PUSH bytes by Block1 offset: (offset expected next, (offset, length) of the last
+        #: block, TLV value length declared or None, value bytes so far)
+        self._push_bytes: tuple[int, tuple[int, int], int | None, int] | None = None
         #: The simulated user postpones updates (Execute /5/0/2 -> Result 11 while /5/0/13 > 0).
         self.user_defers = "defer" in self.faults
         # Validate the registration parameters now rather than at start().
@@ -984,6 +1003,11 @@ class SimulatedDevice:
         except TimeoutError:
             self._schedule_update(self._retry_delay(min(self._failures, 4)))
             self._failures += 1
+        except Exception as exc:  # anything else: say so and keep trying (never die silently)
+            log.warning("%s: Register failed, retrying: %r", self.endpoint, exc)
+            self.emit("error", detail=f"Register failed: {exc!r}")
+            self._schedule_update(self._retry_delay(min(self._failures, 4)))
+            self._failures += 1
 
     async def _power_on(self, *, timeout: float) -> None:
         """Boot, bind, Register within ``timeout`` wall seconds (TimeoutError otherwise)."""
@@ -992,7 +1016,10 @@ class SimulatedDevice:
         todo = await self._boot()
         self._recover_after_boot()
         self._ctx = await asyncio.wait_for(
-            open_udp_context(self._site, self.host, self.want_port, loggername="coap-device"),
+            open_udp_context(
+                self._site, self.host, self.want_port, loggername="coap-device",
+                on_reject=lambda code, remote, reason: self.emit("error", code=code, detail=reason),
+            ),
             max(timeout, _LOCAL_WALL_S),
         )
         self._dtls = None
@@ -1338,8 +1365,12 @@ class SimulatedDevice:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a device task must never die silently
-            log.debug("%s: task failed", self.endpoint, exc_info=True)
+            log.warning("%s: task failed: %r", self.endpoint, exc, exc_info=True)
             self.emit("error", detail=f"device task failed: {exc!r}")
+            # supervisor: whatever failed, the registration loop stays alive
+            if self._ctx is not None and self._update_handle is None:
+                self._schedule_update(self._retry_delay(min(self._failures, 4)))
+                self._failures += 1
 
     def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)``; a refusal of the core becomes an ``error`` event."""
@@ -1479,6 +1510,11 @@ class SimulatedDevice:
         lifetime = values.get(Path.of(1, 0, 1))
         if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
             raise OperationError.bad_request("Lifetime must be >= 1 s")
+        if lifetime is not None:  # refuse what the device could never register with
+            try:
+                register_query(self.endpoint, lifetime, self.lwm2m_version, "U", self.queue_mode)
+            except LocalProtocolError as exc:
+                raise OperationError.bad_request(f"Lifetime {lifetime}: {exc}") from None
         firmware = {p: v for p, v in values.items() if p.object_id == 5}
         rest = {p: v for p, v in values.items() if p.object_id != 5}
         for p, v in firmware.items():
@@ -1544,8 +1580,30 @@ class SimulatedDevice:
                 raise OperationError.bad_request(
                     f"block {num}: {len(data)} bytes, Block1 says {block1.size}"
                 )
+        if block1 is not None and num != 0:
+            placed = self._place_block(num * block1.size, len(data))
+            if isinstance(placed, aiocoap.Message):
+                return placed
+            num = placed
+        declared = None if self._push_bytes is None or num == 0 else self._push_bytes[2]
         if cfn == 11542 and num == 0:
+            declared = tlv_value_length(data)
             data = strip_tlv_header(data)
+        value_so_far = len(data) + (
+            self._push_bytes[3] if self._push_bytes is not None and num != 0 else 0
+        )
+        if declared is not None and (
+            value_so_far > declared or (not more and value_so_far != declared)
+        ):
+            detail = f"TLV Package declares {declared} bytes, {value_so_far} arrived"
+            self.emit("error", path=str(_PACKAGE), code="4.00", detail=detail)
+            self._push_bytes = None
+            if self.fw.state is State.DOWNLOADING:
+                self.guarded(
+                    self._firmware.handle,
+                    DownloadFailed(result=UpdateResult.UNSUPPORTED_PACKAGE_TYPE),
+                )
+            return self._refuse("4.00", detail)
         if num == 0:
             size1 = request.opt.size1
             self._push_size1 = None if size1 is None else int(size1)
@@ -1569,6 +1627,14 @@ class SimulatedDevice:
             self.emit("fault", detail="link-drop", path=str(_PACKAGE))
             self._push_link_drop()
             return None
+        start = 0 if block1 is None else block1.block_number * block1.size
+        if num == 0 or self._push_bytes is None or start == self._push_bytes[0]:
+            self._push_bytes = (
+                start + len(request.payload),
+                (start, len(request.payload)),
+                declared,
+                value_so_far,
+            )
         self.emit(
             "block",
             method="push",
@@ -1586,6 +1652,22 @@ class SimulatedDevice:
             return aiocoap.Message(code=Code.CHANGED)
         echo = BlockOption.BlockwiseTuple(num, more, block1.size_exponent)
         return aiocoap.Message(code=Code.CONTINUE if more else Code.CHANGED, block1=echo)
+
+    def _place_block(self, start: int, length: int) -> int | aiocoap.Message:
+        """The core's block number for a PUSH block at byte ``start`` (RFC 7959 section 2.3:
+        NUM x size, so a size change renumbers), or a 4.08 for one that does not continue."""
+        nxt = self.fw.next_block
+        pushed = self._push_bytes
+        if nxt is None or pushed is None:
+            return start  # nothing in progress: the core answers (4.08 B1)
+        expected, (last_start, last_len), _, _ = pushed
+        if start == expected:
+            return nxt
+        if start == last_start and length == last_len:
+            return nxt - 1  # the last block again (its 2.31 was lost): B2
+        detail = f"Block1 at byte {start}, expected byte {expected}"
+        self.emit("error", path=str(_PACKAGE), code="4.08", detail=detail)
+        return self._refuse("4.08", detail)
 
     def _push_link_drop(self) -> None:
         """The link is gone mid-push: blocks go unanswered; when it is back, Result 4."""

@@ -116,6 +116,7 @@ __all__ = [
     "default_installer",
     "package_version",
     "strip_tlv_header",
+    "tlv_value_length",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,9 @@ CHECKPOINT_MAX = 64 * 1024
 CHECKPOINT_SECONDS = 1.0
 #: HTTP bodies go to flash in pieces of the RAM buffer's size, up to this many bytes.
 HTTP_PIECE_MAX = 64 * 1024
+#: the longest a whole HTTP PULL may take (simulated seconds); a server that drips bytes just
+#: inside each read timeout ends in Result 4 instead of State 1 forever (issue 17 case 3)
+HTTP_DOWNLOAD_DEADLINE_S = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,22 @@ def strip_tlv_header(first_block: bytes) -> bytes:
     if rid != 0:
         raise DecodeError(f"TLV package: resource {rid}, expected 0 (Package)")
     return first_block[header:]
+
+
+def tlv_value_length(first_block: bytes) -> int | None:
+    """The value length a Package TLV header declares (None when it is not a valid header;
+    :func:`strip_tlv_header` says why)."""
+    if len(first_block) < 2 or first_block[0] >> 6 != 0b11:
+        return None
+    kind = first_block[0]
+    id_len = 2 if kind & 0x20 else 1
+    len_len = (kind >> 3) & 0x03
+    if len_len == 0:
+        return kind & 0x07
+    start = 1 + id_len
+    if len(first_block) < start + len_len:
+        return None
+    return int.from_bytes(first_block[start : start + len_len], "big")
 
 
 class StoreError(Exception):
@@ -980,6 +1000,7 @@ class FirmwareAgent:
                     retry_delay=dev.wall(dev.retry_delay),
                     on_retry=on_retry,
                     ssl_context=dev.tls_context() if protocol is ProtocolSupport.HTTPS else None,
+                    deadline=dev.wall(HTTP_DOWNLOAD_DEADLINE_S),
                 )
             else:
                 raise DownloadError(

@@ -15,10 +15,11 @@ downloader does (digest 7.3):
 * a connection that drops mid-body is resumed up to ``retries`` times (after ``retry_delay``
   seconds); then -> 4.
 
-Every network wait is bounded by ``timeout`` (connect, each read, each write). ``http://``
-and ``https://`` (TLS through :mod:`ssl` with the caller's ``ssl_context``: the lab's
-certificate, or the system's trust store; a certificate that does not verify -> Result 4 and
-no retry), ``Content-Length`` or read-to-close bodies; no redirects, no proxies.
+Every network wait is bounded by ``timeout`` (connect, each read, each write), the whole
+download by ``deadline``. ``http://`` and ``https://`` (TLS through :mod:`ssl` with the
+caller's ``ssl_context``: the lab's certificate, or the system's trust store; a certificate
+that does not verify -> Result 4 and no retry), ``Content-Length`` or read-to-close bodies; no
+redirects, no proxies.
 The caller receives the body through a :class:`DownloadSink` in blocks of at most
 ``block_size`` bytes and decides what to keep (flash, RAM and fault checks live there).
 """
@@ -80,8 +81,12 @@ async def http_download(
     retry_delay: float = 0.5,
     on_retry: Callable[[str], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Download ``uri`` into ``sink``, resuming from ``sink.offset`` (see the module docstring).
+
+    ``deadline`` bounds the whole download (all attempts) in seconds: a server that drips a
+    byte just inside each read timeout cannot keep the device in State 1 forever (Result 4).
 
     Raises
     ------
@@ -101,6 +106,33 @@ async def http_download(
     tls = ssl_context if secure else None
     host = parts.hostname
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if deadline is None:
+        await _attempts(host, port, target, sink, timeout, block_size, retries, retry_delay,
+                        on_retry, tls)
+        return
+    try:
+        async with asyncio.timeout(deadline):
+            await _attempts(host, port, target, sink, timeout, block_size, retries,
+                            retry_delay, on_retry, tls)
+    except TimeoutError:
+        raise DownloadError(
+            f"download not done within its deadline of {deadline:g} s (at byte {sink.offset})",
+            UpdateResult.CONNECTION_LOST,
+        ) from None
+
+
+async def _attempts(
+    host: str,
+    port: int,
+    target: str,
+    sink: DownloadSink,
+    timeout: float,
+    block_size: int,
+    retries: int,
+    retry_delay: float,
+    on_retry: Callable[[str], None] | None,
+    tls: ssl.SSLContext | None,
+) -> None:
     attempts = 0
     connected_once = False
     while True:

@@ -33,18 +33,23 @@ a little (see :mod:`labkit.linkem`), and a busy CPU distorts the timings (``dist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.events import EventSink, discard
 from labkit.linkem import LinkFeeder, LinkRelay
 from labkit.sim.link import LinkImpairment, device_link
 from labkit.timebase import LagSummary, LoopLagMonitor, ScaledClock
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SimFleet", "SimulationResult", "run_campaign", "simulate"]
 
@@ -58,6 +63,10 @@ FLEET_LIFETIME = 86_400
 #: NB-IoT link (a few hundred bit/s) plus its 2.01 easily takes more than the device's default
 #: 10 s; with 10 s such devices would never register.
 FLEET_REQUEST_TIMEOUT_S = 93.0
+
+#: How often (simulated seconds) a virtual run offers its campaign tables to the thread that
+#: writes them (at most once per wall second); a scaled run writes them every wall second.
+VIRTUAL_SNAPSHOT_S = 10.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,13 +347,17 @@ async def run_campaign(
     deadline_s: float = 600.0,
     start_timeout: float = 60.0,
     fleet_kwargs: Mapping[str, Any] | None = None,
+    on_snapshot: Callable[[Any, SimFleet], Awaitable[None]] | None = None,
+    snapshot_interval: float = 1.0,
     **campaign_kwargs: Any,
 ) -> SimulationResult:
     """Start a :class:`SimFleet` on ``server``, run a campaign over it, stop the fleet.
 
     ``deadline_s`` (wall seconds) bounds the campaign; when it runs out the campaign is
     cancelled (its devices end ``cancelled``) and the result is returned all the same.
-    ``campaign_kwargs`` go to :class:`~labkit.fota.campaign.Campaign`.
+    ``campaign_kwargs`` go to :class:`~labkit.fota.campaign.Campaign`. ``on_snapshot(campaign,
+    fleet)`` is awaited when the campaign starts and every ``snapshot_interval`` wall seconds
+    while it runs (``simulate`` writes the campaign tables with it, so a killed run keeps them).
     """
     from labkit.fota.campaign import Campaign
 
@@ -367,7 +380,18 @@ async def run_campaign(
             repository=fleet.repository_for if repository is not None else None,
             on_event=sink, on_progress=on_progress, **options,
         )
-        await campaign.run_until(deadline_s)
+        snapshots = None
+        if on_snapshot is not None:
+            snapshots = asyncio.get_running_loop().create_task(
+                _snapshots(on_snapshot, campaign, fleet, snapshot_interval), name="snapshots"
+            )
+        try:
+            await campaign.run_until(deadline_s)
+        finally:
+            if snapshots is not None:
+                snapshots.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await snapshots
     finally:
         lag = await monitor.stop()
         await fleet.stop()
@@ -385,6 +409,100 @@ class _NoLag:
     async def stop(self) -> LagSummary:
         return LagSummary(samples=0, interval_ms=0.0, p50_ms=0.0, p95_ms=0.0, max_ms=0.0,
                           mean_ms=0.0, scale=1.0, p95_sim_ms=0.0, max_sim_ms=0.0)
+
+
+async def _snapshots(
+    on_snapshot: Callable[[Any, SimFleet], Awaitable[None]],
+    campaign: Any,
+    fleet: SimFleet,
+    interval: float,
+) -> None:
+    """Call ``on_snapshot`` now and every ``interval`` s; a failure is logged, never fatal."""
+    while True:
+        try:
+            await on_snapshot(campaign, fleet)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("campaign snapshot failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+def _write_tables(run_dir: FsPath, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Each table to ``<run_dir>/<name>.parquet`` atomically (hidden temporary, rename)."""
+    from labkit.runstart import atomic_write
+
+    for name, frame in tables.items():
+        atomic_write(run_dir / f"{name}.parquet", partial(_frame_to_parquet, frame))
+
+
+def _frame_to_parquet(frame: pd.DataFrame, fh: Any) -> None:
+    frame.to_parquet(fh, index=False)
+
+
+def _campaign_tables(campaign: Any, fleet: SimFleet) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
+    return {
+        "campaign_devices": campaign.devices(),
+        "campaign_waves": campaign.waves(),
+        "links": pd.DataFrame(fleet.link_table()),
+    }
+
+class _TableWriter:
+    """Writes a virtual run's campaign tables from a thread of its own: the loop offers the
+    latest tables without waiting (nothing on a virtual loop waits for a disk or reads a wall
+    clock), the thread writes them and is ready for more a wall second later. What the
+    simulation does never depends on it: offering builds frames, no event, no timer."""
+
+    def __init__(self, run_dir: FsPath, min_interval: float = 1.0) -> None:
+        import threading
+
+        self._run_dir = run_dir
+        self._min_interval = min_interval
+        self._latest: Mapping[str, pd.DataFrame] | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        #: set while the thread can take tables (the loop skips building them otherwise)
+        self.ready = threading.Event()
+        self.ready.set()
+        self._thread = threading.Thread(target=self._run, name="labkit-campaign-tables",
+                                        daemon=True)
+        self._thread.start()
+
+    def offer(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        with self._lock:
+            self._latest = tables
+        self.ready.clear()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                tables, self._latest = self._latest, None
+            if tables is not None:
+                try:
+                    _write_tables(self._run_dir, tables)
+                except Exception:
+                    log.warning("campaign tables not written", exc_info=True)
+            if self._closing:
+                return
+            time.sleep(self._min_interval)  # this thread's own pace, never the loop's
+            self.ready.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout=30.0)
+
+    def __enter__(self) -> _TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def simulate(
@@ -463,7 +581,6 @@ def simulate(
         ``events.parquet``, ``campaign_devices.parquet``, ``campaign_waves.parquet``,
         ``links.parquet`` (per device datagram counters).
     """
-    import pandas as pd
 
     from labkit.policy import make_policy, policy_name, policy_thresholds
     from labkit.repo.images import build_image
@@ -480,8 +597,8 @@ def simulate(
     fault_fractions = parse_fault_spec(faults) if faults else {}
     fault_sets = assign_faults(fault_fractions, devices, seed)
     policy_obj = make_policy(policy, **dict(policy_params or {}))
-    image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
     FsPath(out).mkdir(parents=True, exist_ok=True)
+    # the run directory and manifest exist before the image is built (a kill keeps them)
     if virtual:
         lab = Lab(record=out, seed=seed, clock="virtual", epoch=epoch, run_id=run_id,
                   request_timeout=30.0)
@@ -493,74 +610,83 @@ def simulate(
         lab = Lab(record=out, seed=seed, clock=run_clock, run_id=run_id, request_timeout=30.0)
     wall_started = time.monotonic()
     with lab:
+        image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
         server = lab.server
-        if not virtual:
-
-            def scale_server() -> None:
-                server.time_scale = time_scale
-
-            lab.call(scale_server, timeout=10)
-        repository = lab.repository if method == "pull" else None
-        progress = _WallTickProgress(on_progress) if virtual and on_progress else None
-        work = run_campaign(
-            server, image, devices=devices, profile=profile, policy=policy_obj,
-            method=method, seed=seed, clock=run_clock, faults=fault_sets, links=links,
-            repository=repository, block_size=block_size,
-            on_progress=progress.record if progress is not None else on_progress,
-            deadline_s=deadline_s, start_timeout=start_timeout, **campaign_kwargs,
-        )
-        limit = deadline_s + start_timeout + 120.0
-        if progress is not None:
-            result: SimulationResult = progress.wait(lab, work, limit)
-        else:
-            result = lab.call(work, timeout=limit)
-        wall_s = time.monotonic() - wall_started if virtual else result.wall_s
-        campaign = result.campaign
-        lag = result.lag
-        distorted = False if virtual else result.distorted
-        params = {
-            "command": "simulate",
-            "devices": devices,
-            "profile": profile,
-            "policy": policy_name(policy_obj),
-            "policy_params": dict(policy_params or {}),
-            "thresholds": policy_thresholds(policy_obj),
-            "method": method,
-            "block_size": block_size,
-            "image_size": image_size,
-            "image_bytes": len(image),
-            "faults": faults,
-            "fault_counts": {f: sum(f in s for s in fault_sets) for f in fault_fractions},
-            "seed": seed,
-            "clock": clock,
-            "time_scale": 1.0 if virtual else time_scale,
-            "loop_lag": lag.as_dict(),
-            "typical_rtt_s": result.typical_rtt_s,
-            "distorted": distorted,
-            "wall_s": wall_s,
-            "campaign": {k: v for k, v in campaign.summary().items()},
-            "campaign_options": {k: v for k, v in campaign_kwargs.items()
-                                 if isinstance(v, int | float | str | bool | list | tuple)},
-            "device_time_scale": 1.0 if virtual else time_scale,
-        }
-        if virtual:
-            params["epoch"] = run_clock.origin
-        if distorted:
-            params["distortion_warning"] = (
-                f"event loop lag p95 {lag.p95_ms:.1f} ms wall = {lag.p95_sim_ms / 1000:.2f} s "
-                f"simulated at {time_scale:g}x, more than 10 % of the typical simulated round "
-                f"trip ({result.typical_rtt_s:.2f} s): simulated timings are distorted by the "
-                "CPU; lower --time-scale or --devices"
-            )
-            lab.emit("note", detail=params["distortion_warning"])
-            log.warning("%s", params["distortion_warning"])
-        lab.recorder.manifest["params"].update(params)
         run_dir = lab.run_dir
         assert run_dir is not None
-        campaign.devices().to_parquet(run_dir / "campaign_devices.parquet", index=False)
-        campaign.waves().to_parquet(run_dir / "campaign_waves.parquet", index=False)
-        pd.DataFrame(result.fleet.link_table()).to_parquet(run_dir / "links.parquet",
-                                                           index=False)
+        tables: Any = _TableWriter(run_dir) if virtual else contextlib.nullcontext()
+        with tables as writer:  # a virtual run's incremental tables, closed on any exit
+
+            async def snapshot(campaign: Any, fleet: SimFleet) -> None:
+                if writer is None:
+                    tables_now = _campaign_tables(campaign, fleet)
+                    await asyncio.to_thread(_write_tables, run_dir, tables_now)
+                elif writer.ready.is_set():
+                    writer.offer(_campaign_tables(campaign, fleet))
+
+            if not virtual:
+
+                def scale_server() -> None:
+                    server.time_scale = time_scale
+
+                lab.call(scale_server, timeout=10)
+            repository = lab.repository if method == "pull" else None
+            progress = _WallTickProgress(on_progress) if virtual and on_progress else None
+            work = run_campaign(
+                server, image, devices=devices, profile=profile, policy=policy_obj,
+                method=method, seed=seed, clock=run_clock, faults=fault_sets, links=links,
+                repository=repository, block_size=block_size,
+                on_progress=progress.record if progress is not None else on_progress,
+                deadline_s=deadline_s, start_timeout=start_timeout, on_snapshot=snapshot,
+                snapshot_interval=VIRTUAL_SNAPSHOT_S if virtual else 1.0, **campaign_kwargs,
+            )
+            limit = deadline_s + start_timeout + 120.0
+            if progress is not None:
+                result: SimulationResult = progress.wait(lab, work, limit)
+            else:
+                result = lab.call(work, timeout=limit)
+            wall_s = time.monotonic() - wall_started if virtual else result.wall_s
+            campaign = result.campaign
+            lag = result.lag
+            distorted = False if virtual else result.distorted
+            params = {
+                "command": "simulate",
+                "devices": devices,
+                "profile": profile,
+                "policy": policy_name(policy_obj),
+                "policy_params": dict(policy_params or {}),
+                "thresholds": policy_thresholds(policy_obj),
+                "method": method,
+                "block_size": block_size,
+                "image_size": image_size,
+                "image_bytes": len(image),
+                "faults": faults,
+                "fault_counts": {f: sum(f in s for s in fault_sets) for f in fault_fractions},
+                "seed": seed,
+                "clock": clock,
+                "time_scale": 1.0 if virtual else time_scale,
+                "loop_lag": lag.as_dict(),
+                "typical_rtt_s": result.typical_rtt_s,
+                "distorted": distorted,
+                "wall_s": wall_s,
+                "campaign": {k: v for k, v in campaign.summary().items()},
+                "campaign_options": {k: v for k, v in campaign_kwargs.items()
+                                     if isinstance(v, int | float | str | bool | list | tuple)},
+                "device_time_scale": 1.0 if virtual else time_scale,
+            }
+            if virtual:
+                params["epoch"] = run_clock.origin
+            if distorted:
+                params["distortion_warning"] = (
+                    f"event loop lag p95 {lag.p95_ms:.1f} ms wall = {lag.p95_sim_ms / 1000:.2f} s "
+                    f"simulated at {time_scale:g}x, more than 10 % of the typical simulated round "
+                    f"trip ({result.typical_rtt_s:.2f} s): simulated timings are distorted by the "
+                    "CPU; lower --time-scale or --devices"
+                )
+                lab.emit("note", detail=params["distortion_warning"])
+                log.warning("%s", params["distortion_warning"])
+            lab.recorder.manifest["params"].update(params)
+        _write_tables(run_dir, _campaign_tables(campaign, result.fleet))
     return FsPath(run_dir)
 
 

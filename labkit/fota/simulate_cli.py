@@ -146,9 +146,6 @@ def configure_simulate(p: argparse.ArgumentParser) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from labkit.fota.simulate import simulate
     from labkit.sim.faults import FaultSpecError, parse_fault_spec
 
     try:
@@ -157,15 +154,30 @@ def run_simulate(args: argparse.Namespace) -> int:
         if args.time_scale is not None and not args.time_scale > 0:
             raise ValueError("--time-scale must be > 0")
     except (FaultSpecError, ValueError) as exc:
+        from labkit.runstart import discard_early
+
+        discard_early()
         print(f"labkit simulate: {exc}", file=sys.stderr, flush=True)
         return 2
     if args.time_scale is not None and args.clock == "virtual":
         print("labkit simulate: note: --time-scale applies to --clock scaled; this run is on "
               "virtual time (simulated time jumps from event to event)", file=sys.stderr,
               flush=True)
+    # the run directory and a first manifest before the heavy imports: a run killed at any
+    # moment from here on is a loadable (if empty) run (labkit.runstart)
+    from labkit.runstart import start_run_dir, take_early
+
+    run_id = take_early(args.out) or start_run_dir(
+        args.out, {"command": "simulate", **{k: v for k, v in vars(args).items() if k != "func"}}
+    )
+    import pandas as pd
+
+    from labkit.fota.simulate import simulate
+
     progress = None if args.no_progress else ProgressLine(sys.stderr)
     try:
         run_dir = simulate(
+            run_id=run_id,
             devices=args.devices,
             profile=args.profile,
             policy=args.policy,

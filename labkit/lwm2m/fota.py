@@ -1013,6 +1013,11 @@ class FirmwareUpdateMachine:
 
     # -- the engine ------------------------------------------------------------------------
 
+    @property
+    def next_block(self) -> int | None:
+        """The Block1 number of a PUSH the machine expects next (None: no PUSH under way)."""
+        return self._next_block
+
     def rule_for(self, event: Event) -> Rule:
         """The rule :meth:`handle` would apply to ``event`` now (nothing changes)."""
         try:

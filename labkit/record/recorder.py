@@ -162,6 +162,7 @@ class Recorder:
         run_id: str | None = None,
         flush_interval: float = 0.5,
         manifest: Mapping[str, Any] | None = None,
+        retain: bool = True,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
@@ -170,6 +171,10 @@ class Recorder:
             run_id = self.path.name if self.path is not None else new_run_id()
         self.run_id: str = run_id
         self.flush_interval = float(flush_interval)
+        #: keep every event in memory (fast :meth:`frame`); False: events written to disk are
+        #: released and :meth:`frame` reads the parts back (memory does not grow with the run)
+        self.retain = bool(retain) or self.path is None
+        self._levels: list[tuple[Path, int]] = []  # part files written by this recorder
         self._lock = threading.Lock()  # guards _pending and _closed; held for microseconds
         self._flush_lock = threading.RLock()  # serialises conversion and writes
         self._pending: list[Event] = []
@@ -215,12 +220,17 @@ class Recorder:
         run_id: str | None = None,
         flush_interval: float = 0.5,
         manifest: Mapping[str, Any] | None = None,
+        retain: bool = True,
     ) -> Recorder:
         """A recorder writing to a new directory ``<root>/<run_id>`` (default
         ``new_run_id(root)``, a fresh timestamped name)."""
         run_id = run_id or new_run_id(root)
         return cls(
-            Path(root) / run_id, run_id=run_id, flush_interval=flush_interval, manifest=manifest
+            Path(root) / run_id,
+            run_id=run_id,
+            flush_interval=flush_interval,
+            manifest=manifest,
+            retain=retain,
         )
 
     def _prepare_dir(self, path: Path) -> None:
@@ -272,7 +282,8 @@ class Recorder:
             chunk = events_to_frame(batch, self.run_id, start_seq=start)
         except SchemaError:
             chunk = events_to_frame(self._replace_bad(batch), self.run_id, start_seq=start)
-        self._chunks.append(chunk)
+        if self.retain:
+            self._chunks.append(chunk)
         self._unwritten.append(chunk)
 
     def _replace_bad(self, batch: list[Event]) -> list[Event]:
@@ -304,13 +315,40 @@ class Recorder:
         if not self._unwritten:
             return
         frame = self._unwritten[0] if len(self._unwritten) == 1 else pd.concat(self._unwritten)
-        self._write_part(frame)
+        part = self._write_part(frame)
         self._n_written += len(frame)
         self._unwritten.clear()
+        self._levels.append((part, 0))
+        self._merge_parts()
+
+    #: parts of one size class merged into one part of the next (at most about
+    #: MERGE_FANOUT x log_MERGE_FANOUT(flushes) part files, each event rewritten log times)
+    MERGE_FANOUT = 8
+
+    def _merge_parts(self) -> None:
+        """Background compaction: whenever the newest MERGE_FANOUT parts have the same level,
+        write them as one part of the next level (new part first, then remove the old ones;
+        readers drop repeated ``seq``, so a kill in between is harmless)."""
+        fan = self.MERGE_FANOUT
+        levels = self._levels
+        while len(levels) >= fan and len({lvl for _, lvl in levels[-fan:]}) == 1:
+            group = levels[-fan:]
+            tables = [pq.read_table(p) for p, _ in group]
+            merged = pa.concat_tables(tables)
+            del tables
+            part = self._write_table(merged)
+            for p, _ in group:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            del levels[-fan:]
+            levels.append((part, group[0][1] + 1))
 
     def _write_part(self, frame: pd.DataFrame) -> Path:
-        assert self.path is not None
         table = pa.Table.from_pandas(frame, schema=arrow_schema(), preserve_index=False)
+        return self._write_table(table)
+
+    def _write_table(self, table: pa.Table) -> Path:
+        assert self.path is not None
         name = f"part-{self._next_part:05d}.parquet"
         final = self.path / EVENTS_NAME / name
         tmp = final.with_name(f".{name}.tmp")
@@ -354,12 +392,26 @@ class Recorder:
         """
         with self._flush_lock:
             self._convert_pending()
+            if not self.retain:
+                return self._frame_from_disk()
             if not self._chunks:
                 return empty_frame()
             if len(self._chunks) > 1:
                 merged = coerce(pd.concat(self._chunks, ignore_index=True))
                 self._chunks = [merged]
             return self._chunks[0].copy(deep=False)
+
+    def _frame_from_disk(self) -> pd.DataFrame:
+        """The events written so far (read back from the parts) and those not yet written."""
+        assert self.path is not None
+        from labkit.record.runs import read_run
+
+        on_disk = read_run(self.path).events if self._n_written else empty_frame()
+        pieces = [on_disk, *self._unwritten] if self._unwritten else [on_disk]
+        if len(pieces) == 1:
+            return pieces[0]
+        frame = coerce(pd.concat(pieces, ignore_index=True))
+        return frame.drop_duplicates("seq", keep="first", ignore_index=True)
 
     # -- closing ---------------------------------------------------------------------------
 

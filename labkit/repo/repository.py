@@ -650,8 +650,10 @@ class FirmwareRepository:
         finally:
             self._http_tasks.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(writer.wait_closed(), 1)
+            except Exception:
+                writer.transport.abort()
 
     async def _http_exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
@@ -959,12 +961,24 @@ def _parse_range(header: str, total: int) -> tuple[int, int] | str | None:
         return None
     first, last = match.group(1), match.group(2)
     if first:
-        start = int(first)
-        end = int(last) + 1 if last else total
+        start = _position(first)
+        end = _position(last) + 1 if last else total
         if start >= total or end <= start:
             return "unsatisfiable"
         return start, min(end, total)
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0 or total == 0:
         return "unsatisfiable"
     return max(total - suffix, 0), total
+
+
+_MAX_POSITION = 10**18
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range; any number past 10**18 (thousands of digits: Python's
+    ``int()`` refuses more than 4,300 of them) counts as 10**18, beyond every image."""
+    significant = digits.lstrip("0")
+    if len(significant) > 18:
+        return _MAX_POSITION
+    return int(significant or "0")

@@ -55,6 +55,7 @@ from aiocoap.numbers.constants import TransportTuning
 from labkit.coap import local_port, open_udp_context, scaled_tuning
 from labkit.dtls import HandshakeReport, PskStore, security_event_fields
 from labkit.events import Event, EventSink, discard
+from labkit.guard import BoundedBlock1Spool, RateLimitedLog, server_body_limit
 from labkit.lwm2m.errors import Lwm2mError
 from labkit.lwm2m.formats import ContentFormat, decode, normalize_format
 from labkit.lwm2m.paths import Path
@@ -84,6 +85,12 @@ SEND_FORMATS = frozenset(
 )
 
 Listener = Callable[[str, Registration], None]
+
+
+#: registrations a server holds at most by default (about 5.5 kB each)
+DEFAULT_MAX_REGISTRATIONS = 20_000
+#: the longest lifetime a server accepts by default: 31 days (LwM2M allows 2**32-1 s, 136 years)
+DEFAULT_MAX_LIFETIME = 31 * 86_400
 
 
 class _Reply(Exception):
@@ -122,6 +129,8 @@ class _Root(resource.Resource, resource.PathCapable):  # type: ignore[misc]
     def __init__(self, server: LwM2MServer) -> None:
         super().__init__()
         self._server = server
+        # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard)
+        self._block1 = BoundedBlock1Spool(server_body_limit, on_refuse=server._refused_block)  # noqa: SLF001 - this module's server
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         return self._server._handle(request)  # noqa: SLF001 - the server's own resource
@@ -163,8 +172,16 @@ class LwM2MServer:
         psk_store: PskStore | None = None,
         coaps_port: int | None = None,
         coap: bool = True,
+        max_registrations: int = DEFAULT_MAX_REGISTRATIONS,
+        max_lifetime: int = DEFAULT_MAX_LIFETIME,
     ) -> None:
         self.host = host
+        #: at most this many registrations at a time; a Register of a new endpoint beyond it is
+        #: answered 5.03 with Max-Age (an operator's bound on memory, issue 17)
+        self.max_registrations = int(max_registrations)
+        #: the longest ``lt=`` accepted (4.00 above it): a registration must expire some day
+        self.max_lifetime = int(max_lifetime)
+        self._warn = RateLimitedLog(10.0, log)  # refused requests: one WARNING per 10 s at most
         self.port = port
         self.psk_store = psk_store
         self.coaps_port = coaps_port
@@ -220,7 +237,11 @@ class LwM2MServer:
             raise RuntimeError("server already started")
         if self.coaps_port is None:
             self._ctx = await asyncio.wait_for(
-                open_udp_context(_Root(self), self.host, self.port, loggername="coap-server"), 10.0
+                open_udp_context(
+                    _Root(self), self.host, self.port, loggername="coap-server",
+                    on_reject=self._rejected_datagram,
+                ),
+                10.0,
             )
         else:
             from labkit.dtls import open_context
@@ -419,8 +440,14 @@ class LwM2MServer:
                 return self._send(request)
             raise _Reply("4.04", f"no resource {text_path}")
         except _Reply as reply:
-            log.warning(
-                "%s %s from %s: %s %s", method, text_path, request.remote, reply.code, reply.detail
+            self._warn(
+                logging.WARNING,
+                "%s %s from %s: %s %s",
+                method,
+                text_path,
+                request.remote,
+                reply.code,
+                reply.detail,
             )
             self._emit(
                 "error",
@@ -456,6 +483,16 @@ class LwM2MServer:
                     "4.03",
                     f"Register as {req.endpoint!r} over a DTLS session of endpoint {owner!r}",
                 )
+        if req.lifetime > self.max_lifetime or (req.lifetime == 0 and self.max_lifetime):
+            raise _Reply(
+                "4.00", f"Register refused: lifetime {req.lifetime} is over {self.max_lifetime} s"
+            )
+        if len(self.registry) >= self.max_registrations and req.endpoint not in self.registry:
+            self._emit("error", device=req.endpoint, path="/rd", method="POST", code="5.03",
+                       detail=f"Register refused: {len(self.registry)} registrations (limit)")
+            return aiocoap.Message(
+                code=aiocoap.SERVICE_UNAVAILABLE, max_age=60, payload=b"too many registrations"
+            )
         now = self._clock()
         reg, old = self.registry.register(
             req, now=now, remote=request.remote, address=_address(request.remote)
@@ -499,6 +536,11 @@ class LwM2MServer:
             )
         except Lwm2mError as exc:
             raise _Reply(exc.coap_code, f"Update refused: {exc}") from None
+        if upd.lifetime is not None and (
+            upd.lifetime > self.max_lifetime or (upd.lifetime == 0 and self.max_lifetime)
+        ):
+            raise _Reply("4.00", f"Update refused: lifetime {upd.lifetime} is over "
+                         f"{self.max_lifetime} s")
         try:
             reg = self.registry.update(
                 reg_id,
@@ -723,6 +765,20 @@ class LwM2MServer:
             except Exception as exc:
                 log.exception("registration listener failed")
                 self._emit("error", device=reg.endpoint, detail=f"listener failed: {exc!r}")
+
+    def _rejected_datagram(self, code: str, remote: Any, reason: str) -> None:
+        """labkit.guard refused a datagram before aiocoap saw it: an ``error`` event."""
+        self._emit("error", code=code, detail=f"datagram from {remote[0]}:{remote[1]}: {reason}")
+
+    def _refused_block(self, code: str, request: aiocoap.Message, detail: str) -> None:
+        self._emit(
+            "error",
+            device=self._endpoint_of(request.remote),
+            path="/" + "/".join(request.opt.uri_path),
+            method=str(request.code),
+            code=code,
+            detail=detail,
+        )
 
     def _emit(self, kind: str, **fields: Any) -> None:
         try:
