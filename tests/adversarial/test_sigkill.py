@@ -4,6 +4,7 @@ campaign tables as of their last update, and no temporary file a reader would se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,7 +34,28 @@ ARGS = [
     "--seed",
     "1",
     "--time-scale",
-    "10",
+    "2",  # about 14 s of wall time: every kill moment below comes before the end
+    "--clock",
+    "scaled",
+    "--no-progress",
+]
+
+#: the same on virtual time (the default clock), with a fleet large enough that the run lasts
+#: some seconds of wall time: its campaign tables come from a writer thread
+ARGS_VIRTUAL = [
+    "simulate",
+    "--devices",
+    "100",
+    "--profile",
+    "nb-iot",
+    "--policy",
+    "always",
+    "--method",
+    "push",
+    "--image-size",
+    "16384",
+    "--seed",
+    "1",
     "--no-progress",
 ]
 
@@ -43,9 +65,14 @@ def _run_dir(out: Path) -> Path | None:
     return dirs[0] if dirs else None
 
 
-def _kill_when(out: Path, condition: Callable[[Path | None], bool], limit: float = 60.0) -> float:
+def _kill_when(
+    out: Path,
+    condition: Callable[[Path | None], bool],
+    limit: float = 60.0,
+    args: list[str] = ARGS,
+) -> float:
     proc = subprocess.Popen(
-        labkit_argv(*ARGS, "--out", str(out)),
+        labkit_argv(*args, "--out", str(out)),
         cwd=REPO,
         env=labkit_env(),
         stdout=subprocess.DEVNULL,
@@ -61,7 +88,8 @@ def _kill_when(out: Path, condition: Callable[[Path | None], bool], limit: float
         else:
             pytest.fail("the condition never held before the run ended")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     return time.monotonic() - started
 
@@ -97,7 +125,9 @@ def test_killed_after_one_second_leaves_a_run_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_at_several_moments(tmp_path: Path) -> None:
+@pytest.mark.parametrize("clock", ["scaled", "virtual"])
+def test_killed_at_several_moments(tmp_path: Path, clock: str) -> None:
+    args = ARGS if clock == "scaled" else ARGS_VIRTUAL
     def tables(d: Path | None) -> bool:
         return d is not None and (d / "links.parquet").exists()  # written last of the three
 
@@ -116,7 +146,7 @@ def test_killed_at_several_moments(tmp_path: Path) -> None:
     counts = []
     for i, condition in enumerate([tables, parts(2), parts(5), success]):
         out = tmp_path / f"k{i}"
-        _kill_when(out, condition)
+        _kill_when(out, condition, args=args)
         run_dir = _run_dir(out)
         assert run_dir is not None
         events = _check(run_dir)
