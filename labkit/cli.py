@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -627,118 +628,70 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return asyncio.run(_fleet(args))
 
 
-# -- labkit fota (labkit/fota/cli.py) -------------------------------------------------------
-def _configure_fota(p: argparse.ArgumentParser) -> None:
-    from labkit.fota.cli import configure_fota
+# -- subcommands that live with their package (imported only when used) ---------------
+def delegate(name: str, *, help: str, module: str, configure: str, run: str) -> None:
+    """Register subcommand ``name`` whose argument set-up and body are the functions
+    ``configure`` and ``run`` of ``module``, imported only when that command is used (so
+    ``labkit image`` never loads pandas, and a command starts fast)."""
 
-    configure_fota(p)
+    def configure_it(p: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), configure)(p)
 
+    def run_it(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(module), run)(args))
 
-@command("fota", help="update one device (push or pull), print RESULT", configure=_configure_fota)
-def cmd_fota(args: argparse.Namespace) -> int:
-    from labkit.fota.cli import run_fota
-
-    return run_fota(args)
-
-
-# -- labkit bootstrap (labkit/security_cli.py) ------------------------------------------------
-def _configure_bootstrap(p: argparse.ArgumentParser) -> None:
-    from labkit.security_cli import configure_bootstrap
-
-    configure_bootstrap(p)
+    command(name, help=help, configure=configure_it)(run_it)
 
 
-@command(
-    "bootstrap", help="run an LwM2M Bootstrap server until Ctrl-C", configure=_configure_bootstrap
+delegate(
+    "fota",
+    help="update one device (push or pull), print RESULT",
+    module="labkit.fota.cli",
+    configure="configure_fota",
+    run="run_fota",
 )
-def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from labkit.security_cli import run_bootstrap
-
-    return run_bootstrap(args)
-
-
-# -- labkit import-pcap (labkit/record/capture_cli.py) -------------------------------------
-def _configure_import_pcap(p: argparse.ArgumentParser) -> None:
-    from labkit.record.capture_cli import configure_import_pcap
-
-    configure_import_pcap(p)
-
-
-@command(
+delegate(
+    "bootstrap",
+    help="run an LwM2M Bootstrap server until Ctrl-C",
+    module="labkit.security_cli",
+    configure="configure_bootstrap",
+    run="run_bootstrap",
+)
+delegate(
     "import-pcap",
     help="decode a CoAP/LwM2M capture (pcap, pcapng) into a run",
-    configure=_configure_import_pcap,
+    module="labkit.record.capture_cli",
+    configure="configure_import_pcap",
+    run="run_import_pcap",
 )
-def cmd_import_pcap(args: argparse.Namespace) -> int:
-    from labkit.record.capture_cli import run_import_pcap
-
-    return run_import_pcap(args)
-
-
-# -- labkit report (labkit/report.py) -------------------------------------------------------
-def _configure_report(p: argparse.ArgumentParser) -> None:
-    from labkit.report import configure_parser
-
-    configure_parser(p)
-
-
-@command("report", help="PNG plots + summary table of a run", configure=_configure_report)
-def cmd_report(args: argparse.Namespace) -> int:
-    from labkit.report import run_report
-
-    return run_report(args)
-
-
-# -- labkit simulate (labkit/fota/simulate_cli.py) ------------------------------------------
-def _configure_simulate(p: argparse.ArgumentParser) -> None:
-    from labkit.fota.simulate_cli import configure_simulate
-
-    configure_simulate(p)
-
-
-@command(
+delegate(
+    "report",
+    help="PNG plots + summary table of a run",
+    module="labkit.report",
+    configure="configure_parser",
+    run="run_report",
+)
+delegate(
     "simulate",
     help="run a simulated fleet campaign (link model, policy, faults) and save the run",
-    configure=_configure_simulate,
+    module="labkit.fota.simulate_cli",
+    configure="configure_simulate",
+    run="run_simulate",
 )
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from labkit.fota.simulate_cli import run_simulate
-
-    return run_simulate(args)
-
-
-# -- labkit sweep (labkit/sweep/cli.py) -----------------------------------------------------
-def _configure_sweep(p: argparse.ArgumentParser) -> None:
-    from labkit.sweep.cli import configure_sweep
-
-    configure_sweep(p)
-
-
-@command(
+delegate(
     "sweep",
     help="run a grid of simulated campaigns x seeds on Dask (or serially) into a Parquet dataset",
-    configure=_configure_sweep,
+    module="labkit.sweep.cli",
+    configure="configure_sweep",
+    run="run_sweep_cli",
 )
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from labkit.sweep.cli import run_sweep_cli
-
-    return run_sweep_cli(args)
-
-
-# -- labkit image (labkit/repo/cli.py) ----------------------------------------------------
-def _configure_image(p: argparse.ArgumentParser) -> None:
-    from labkit.repo.cli import configure_image
-
-    configure_image(p)
-
-
-@command(
-    "image", help="build, verify or inspect MCUboot firmware images", configure=_configure_image
+delegate(
+    "image",
+    help="build, verify or inspect MCUboot firmware images",
+    module="labkit.repo.cli",
+    configure="configure_image",
+    run="run_image",
 )
-def cmd_image(args: argparse.Namespace) -> int:
-    from labkit.repo.cli import run_image
-
-    return run_image(args)
 
 
 # -- entry point --------------------------------------------------------------------------
