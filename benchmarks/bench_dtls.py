@@ -11,7 +11,7 @@ Pairs are interleaved; loopback only, ephemeral ports.
 
 from __future__ import annotations
 
-from benchmarks.bench_transfer import BLOCK, MIB, image_bytes
+from benchmarks.bench_transfer import MIB, image_bytes, timed_push
 from benchmarks.harness import (
     Goal,
     Options,
@@ -24,7 +24,6 @@ from benchmarks.harness import (
 )
 
 GOAL = Goal(op="<=", value=1.5, text="<= 1.5x")
-DOWNLOADED = 2
 
 
 class _Side:
@@ -39,19 +38,9 @@ class _Side:
         self._n = 0
 
     def push(self) -> float:
-        import time
-
         self._n += 1
         device = self.lab.add_device(f"bench-{self.security}-{self._n:03d}", lifetime=3600)
-        try:
-            start = time.perf_counter()
-            resp = device.write("/5/0/0", self.image, block_size=BLOCK, timeout=self.timeout)
-            took = time.perf_counter() - start
-            if not resp.ok or device.state != DOWNLOADED:
-                raise RuntimeError(f"{self.security} PUSH ended with {resp.code}")
-            return took
-        finally:
-            device.stop(timeout=5)
+        return timed_push(device, self.image, self.timeout, self.security)
 
     def close(self) -> None:
         self.lab.close()

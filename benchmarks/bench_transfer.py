@@ -54,6 +54,20 @@ GOAL_HTTP = Goal(op=">=", value=5.0, text=">= 5x faster than CoAP")
 DOWNLOADED = 2
 
 
+def timed_push(device: Any, image: bytes, timeout: float, what: str) -> float:
+    """Wall seconds of one PUSH of ``image`` to a lab device in BLOCK-byte blocks, until the
+    last block is answered and the device is DOWNLOADED; the device is stopped afterwards."""
+    try:
+        start = time.perf_counter()
+        resp = device.write("/5/0/0", image, block_size=BLOCK, timeout=timeout)
+        took = time.perf_counter() - start
+        if not resp.ok or device.state != DOWNLOADED:
+            raise RuntimeError(f"{what} PUSH ended with {resp.code}, state {device.state}")
+        return took
+    finally:
+        device.stop(timeout=5)
+
+
 def image_bytes(size: int, seed: int = 7) -> bytes:
     """A deterministic firmware-like payload (a version line, then noise)."""
     head = b"LABKIT-FW 9.9.9\n"
@@ -191,16 +205,7 @@ class _Bench:
 
     # lab side -----------------------------------------------------------------------------
     def lab_push(self) -> float:
-        device = self._device("bench-push")
-        try:
-            start = time.perf_counter()
-            resp = device.write("/5/0/0", self.image, block_size=BLOCK, timeout=self.timeout)
-            took = time.perf_counter() - start
-            if not resp.ok or device.state != DOWNLOADED:
-                raise RuntimeError(f"lab PUSH ended with {resp.code}, state {device.state}")
-            return took
-        finally:
-            device.stop(timeout=5)
+        return timed_push(self._device("bench-push"), self.image, self.timeout, "lab")
 
     def lab_pull(self, scheme: str) -> float:
         from labkit.lwm2m.objects import ProtocolSupport
