@@ -66,7 +66,7 @@ import html
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -813,6 +813,15 @@ class SimulatedDevice:
     def set_internal(self, path: Path | str, value: Any) -> None:
         """Set a resource from inside the device; observers of it are notified."""
         self._set_internal(path, value)
+
+    def set_internal_resources(
+        self, object_id: int, instance_id: int, values: Mapping[int, Any]
+    ) -> None:
+        """:meth:`set_internal` for several resources of one instance (those it holds), in
+        the order of ``values``; observers of the changed ones are notified."""
+        changed = self.store.set_resources(object_id, instance_id, values)
+        if changed:
+            self._changed([Path((object_id, instance_id, rid)) for rid in changed])
 
     async def install_and_reboot(self) -> None:
         """After Execute Update: reboot into the bootloader (see :meth:`_install_and_reboot`)."""

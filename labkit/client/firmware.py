@@ -59,10 +59,10 @@ It never decides a transition itself; it translates actions into I/O and I/O int
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -457,6 +457,11 @@ class FirmwareHost(Protocol):
     def set_internal(self, path: Path | str, value: Any) -> None:
         """Set a resource from inside the device (observers are notified)."""
 
+    def set_internal_resources(
+        self, object_id: int, instance_id: int, values: Mapping[int, Any]
+    ) -> None:
+        """Set several resources of one instance that it holds (observers are notified)."""
+
     def link_down_for(self, seconds: float) -> None: ...
     async def power_loss(self) -> None: ...
     async def install_and_reboot(self) -> None:
@@ -485,7 +490,7 @@ class FirmwareAgent:
         "_link_drop_at",
         "_pull",
         "_push_timer",
-        "_saved_key",
+        "_saved",
         "_saved_offset",
         "_saved_time",
         "active",
@@ -522,9 +527,10 @@ class FirmwareAgent:
         #: An install in progress: step ("verify" or "testing"), from, to.
         self.install: dict[str, Any] | None = None
         self.defer_deadline: float | None = None
-        #: What the last saved ``state.json`` holds (its record without the volatile download
-        #: offset and battery level; the offset and when it was saved): see :meth:`persist`.
-        self._saved_key: str | None = None
+        #: What the last saved ``state.json`` holds (a copy of its record without the
+        #: volatile download offset and battery level; the offset and when it was saved): see
+        #: :meth:`persist`.
+        self._saved: dict[str, Any] | None = None
         self._saved_offset = 0
         self._saved_time = 0.0
 
@@ -583,20 +589,17 @@ class FirmwareAgent:
 
     def sync(self) -> None:
         """Copy the machine's view of /5/0 into the store (observers are notified)."""
-        dev = self._device
-        for rid, value in self.machine.resources().items():
-            path = f"/5/0/{rid}"
-            if dev.store.exists(path):
-                dev.set_internal(
-                    path, dict(enumerate(value)) if isinstance(value, tuple) else value
-                )
-        if dev.store.exists("/5/0/7"):
-            version = None
-            if self.pending is not None:
-                version = self.pending.get("version")
-            elif self.package:
-                version = package_version(bytes(self.package[:256]))
-            dev.set_internal("/5/0/7", version or "")
+        values: dict[int, Any] = {
+            rid: dict(enumerate(value)) if isinstance(value, tuple) else value
+            for rid, value in self.machine.resources().items()
+        }
+        version = None
+        if self.pending is not None:
+            version = self.pending.get("version")
+        elif self.package:
+            version = package_version(bytes(self.package[:256]))
+        values[7] = version or ""  # PkgVersion, after the machine's resources
+        self._device.set_internal_resources(5, 0, values)
 
     def reset_for_reboot(self) -> None:
         """Stop downloads and timers (the device is powering off); close the slot files."""
@@ -656,9 +659,9 @@ class FirmwareAgent:
         dl = self.download
         offset = int(dl.get("offset", 0)) if dl else 0
         volatile = dict(record, battery=None, download=dl and dict(dl, offset=None))
-        key = json.dumps(volatile, sort_keys=True)
         now = dev.now()
-        if not force and key == self._saved_key:
+        # (compared as values, not as JSON text: persist runs after every PUSH block)
+        if not force and volatile == self._saved:
             saved = self._saved_offset
             if dl is None or dl.get("method") != "pull" or offset == saved:
                 return
@@ -669,7 +672,7 @@ class FirmwareAgent:
             ):
                 return
         storage.save(record, sync=sync)
-        self._saved_key = key
+        self._saved = copy.deepcopy(volatile)
         self._saved_offset = offset
         self._saved_time = now
 

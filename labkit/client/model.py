@@ -223,7 +223,10 @@ class FlashStorage:
         Bytes per slot (the device's flash size).
     """
 
-    __slots__ = ("__weakref__", "_closer", "_dir", "_finalizer", "_open", "slot_size", "writes")
+    __slots__ = (
+        "__weakref__", "_at", "_closer", "_dir", "_finalizer", "_open", "_saved", "slot_size",
+        "writes",
+    )
 
     def __init__(self, directory: Path | str | None, slot_size: int) -> None:
         if slot_size <= 0:
@@ -232,6 +235,11 @@ class FlashStorage:
         self._finalizer: Any = None
         #: Slot files open for a transfer (made on first use: most devices never download).
         self._open: dict[str, Any] | None = None
+        #: Position of each open slot file (what ``tell()`` would answer: no system call per
+        #: block).
+        self._at: dict[str, int] | None = None
+        #: ``state.json`` is known to exist (this object wrote or saw it).
+        self._saved = False
         self._closer: Any = None
         self.slot_size = int(slot_size)
         self.writes = 0  # state.json replacements (for tests and curiosity)
@@ -247,7 +255,9 @@ class FlashStorage:
 
     @property
     def materialised(self) -> bool:
-        return self._dir is not None and (self._dir / "state.json").exists()
+        if not self._saved:
+            self._saved = self._dir is not None and (self._dir / "state.json").exists()
+        return self._saved
 
     def slot_path(self, slot: str) -> Path:
         if slot not in SLOTS:
@@ -258,15 +268,19 @@ class FlashStorage:
         """The slot's open file (unbuffered: every write reaches the file at once)."""
         if self._open is None:
             self._open = {}
+            self._at = {}
             self._closer = weakref.finalize(self, _close_all, self._open)
         fh = self._open.get(slot)
         if fh is None:
             fd = os.open(self.slot_path(slot), os.O_RDWR | os.O_CREAT, 0o644)
             fh = self._open[slot] = os.fdopen(fd, "r+b", buffering=0)
+            self._at[slot] = 0  # type: ignore[index]
         return fh
 
     def _drop(self, slot: str, *, sync: bool = False) -> None:
         fh = self._open.pop(slot, None) if self._open else None
+        if self._at:
+            self._at.pop(slot, None)
         if fh is not None:
             try:
                 if sync:
@@ -297,16 +311,20 @@ class FlashStorage:
         fh = self._handle(slot)
         fh.truncate(keep)
         fh.seek(keep)
+        self._at[slot] = keep  # type: ignore[index]
 
     def append(self, slot: str, offset: int, data: bytes) -> None:
         """Write a download block at ``offset`` (blocks come in order: no seek then)."""
         fh = self._handle(slot)
-        if fh.tell() != offset:
+        at = self._at
+        assert at is not None
+        if at[slot] != offset:
             fh.seek(offset)
             fh.truncate(offset)
         view = memoryview(data)
         while view:
             view = view[fh.write(view) :]
+        at[slot] = offset + len(data)
 
     def finish_slot(self, slot: str, *, sync: bool = True) -> None:
         """The transfer into ``slot`` is complete: flush it to disk (``sync``) and close it."""
@@ -350,6 +368,7 @@ class FlashStorage:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+        self._saved = True
         self.writes += 1
 
     def __repr__(self) -> str:

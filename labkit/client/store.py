@@ -464,6 +464,34 @@ class ObjectStore:
         inst[p.resource_id] = new
         return bool(old != new)
 
+    def set_resources(
+        self, object_id: int, instance_id: int, values: Mapping[int, Any]
+    ) -> list[int]:
+        """:meth:`set` for several resources of one instance, each one only if it
+        :meth:`exists` (a resource the instance does not hold is skipped); returns the ids of
+        those that changed, in the order of ``values``. One lookup of the instance for all of
+        them: the firmware agent copies /5/0 into the store after every PUSH block."""
+        if object_id in self.hidden:
+            return []
+        inst = self._data.get(object_id, {}).get(instance_id)
+        odef = self._defs.get(object_id)
+        if inst is None or odef is None:
+            return []
+        changed: list[int] = []
+        for rid, value in values.items():
+            if rid not in inst:
+                continue
+            rdef = odef.resources.get(rid)
+            if rdef is None:
+                raise KeyError(f"no definition for /{object_id}/{instance_id}/{rid}")
+            new = self._coerce_local(rdef, value)
+            if inst[rid] != new:
+                inst[rid] = new
+                changed.append(rid)
+            else:
+                inst[rid] = new
+        return changed
+
     def iter_values(self, path: Path) -> Iterator[tuple[Path, Value]]:
         """Flat (path, value) pairs of everything readable at or under ``path`` (no checks)."""
         oid = path.object_id

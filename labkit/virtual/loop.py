@@ -37,6 +37,7 @@ This module owns simulated time; it decides nothing about LwM2M and opens no soc
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import selectors
 import threading
@@ -63,6 +64,12 @@ DEFAULT_EPOCH = 1_735_689_600.0
 #: Longest real wait (wall seconds) of a loop that is held at its horizon; it wakes earlier
 #: whenever another thread hands it work.
 _HELD_WAIT_S = 1.0
+
+#: asyncio's bound on one select() timeout (a simulated jump never goes further in one step).
+_MAX_STEP_S = 24 * 3600.0
+#: Timer heaps with more entries than this are compacted once most of them are cancelled.
+_COMPACT_MIN = 100
+_COMPACT_FRACTION = 0.5
 
 
 class _VirtualSelector:
@@ -111,7 +118,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self.advances = 0
         self._idle_hooks: list[Callable[[], object]] = []
         self._clock: VirtualClock | None = None
-        super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))  # type: ignore[arg-type]
+        self._selector_real = selectors.DefaultSelector()
+        super().__init__(_VirtualSelector(self._selector_real, self))  # type: ignore[arg-type]
         self.epoch = float(epoch)
         self.seed = int(seed)
         self.network = VirtualNetwork(self, seed=seed)
@@ -121,6 +129,97 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         """Simulated seconds since the loop's start (add :attr:`epoch` for Unix time)."""
         return self._vtime
+
+    # -- timers and one iteration ---------------------------------------------------------------
+    # A fleet run schedules hundreds of thousands of timers (every CON's retransmission timer,
+    # every datagram's link delay). asyncio keeps its timer heap ordered with
+    # ``TimerHandle.__lt__``, a Python method called for every comparison; this loop keeps
+    # ``(when, handle)`` pairs instead, which the heap compares in C. The order is the same:
+    # a pair is "less" exactly when its ``when`` is (on equal ``when`` both orders say "not
+    # less"), so the same pushes and pops give the same sequence of timers as asyncio's heap.
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
+                context: Any = None) -> asyncio.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._debug:  # type: ignore[attr-defined]
+            return self._debug_call_at(when, callback, args, context)
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
+                   context: Any = None) -> asyncio.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self._vtime + delay, callback, *args, context=context)
+
+    def _debug_call_at(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
+                       context: Any) -> asyncio.TimerHandle:
+        self._check_closed()  # type: ignore[attr-defined]
+        self._check_thread()  # type: ignore[attr-defined]
+        self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def _run_once(self) -> None:
+        """One iteration on the ``(when, handle)`` heap (see :meth:`call_at`): drop cancelled
+        timers, ask :meth:`virtual_select` (which moves simulated time when nothing is
+        ready), move the due timers to the ready queue and run what was ready."""
+        heap: list[tuple[float, asyncio.TimerHandle]] = self._scheduled  # type: ignore[attr-defined]
+        ready = self._ready  # type: ignore[attr-defined]
+        cancelled = self._timer_cancelled_count  # type: ignore[attr-defined]
+        if cancelled and len(heap) > _COMPACT_MIN and cancelled / len(heap) > _COMPACT_FRACTION:
+            kept = []
+            for entry in heap:
+                if entry[1]._cancelled:  # type: ignore[attr-defined]
+                    entry[1]._scheduled = False  # type: ignore[attr-defined]
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._scheduled = heap = kept
+            self._timer_cancelled_count = 0
+        else:
+            while heap and heap[0][1]._cancelled:  # type: ignore[attr-defined]
+                self._timer_cancelled_count -= 1
+                heapq.heappop(heap)[1]._scheduled = False  # type: ignore[attr-defined]
+
+        if ready or self._stopping:  # type: ignore[attr-defined]
+            timeout: float | None = 0
+        elif heap:
+            timeout = min(max(0.0, heap[0][0] - self._vtime), _MAX_STEP_S)
+        else:
+            timeout = None
+        if timeout != 0:  # (a zero timeout: work is ready, no poll -- see virtual_select)
+            events = self.virtual_select(self._selector_real, timeout)
+            if events:
+                self._process_events(events)  # type: ignore[attr-defined]
+
+        end = self._vtime + self._clock_resolution  # type: ignore[attr-defined]
+        while heap and heap[0][0] < end:
+            timer = heapq.heappop(heap)[1]
+            timer._scheduled = False  # type: ignore[attr-defined]
+            ready.append(timer)
+
+        popleft = ready.popleft
+        if self._debug:  # type: ignore[attr-defined]
+            for _ in range(len(ready)):
+                handle = popleft()
+                if not handle._cancelled:
+                    self._current_handle = handle
+                    try:
+                        handle._run()
+                    finally:
+                        self._current_handle = None
+            return
+        for _ in range(len(ready)):
+            handle = popleft()
+            if not handle._cancelled:
+                handle._run()
+        handle = None  # break the cycle an exception's traceback would hold
 
     def now(self) -> float:
         """Simulated Unix time (``epoch + time()``)."""
@@ -152,9 +251,9 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if target <= self.horizon:
             if math.isinf(target):  # free running but nothing scheduled: wait for threads
                 return real.select(None)
-            scheduled = self._scheduled  # type: ignore[attr-defined]  # asyncio's timer heap
-            if scheduled and abs(scheduled[0].when() - target) < 1e-6:
-                target = scheduled[0].when()  # land exactly on the timer's instant
+            scheduled = self._scheduled  # type: ignore[attr-defined]  # (when, handle) heap
+            if scheduled and abs(scheduled[0][0] - target) < 1e-6:
+                target = scheduled[0][0]  # land exactly on the timer's instant
             self._vtime = max(now, target)
             self.advances += 1
             return []
