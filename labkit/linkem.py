@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from labkit.events import Event, EventSink, discard
+from labkit.lwm2m.paths import Path
 from labkit.sim.link import LinkImpairment, LinkSample
 from labkit.timebase import ScaledClock
 
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 
 _UP = "up"  # device -> server
 _DOWN = "down"  # server -> device
+
+_RSSI = Path.of(4, 0, 2)  # Radio Signal Strength
+_LQ = Path.of(4, 0, 3)  # Link Quality
 
 
 @dataclass(slots=True)
@@ -394,21 +398,25 @@ class LinkFeeder:
 
     def refresh(self, device: Any, impairment: LinkImpairment) -> bool:
         """Write one device's current sample (only the values that changed); True if any."""
-        s = self.sample(impairment)
+        trace = impairment.trace
+        now = trace.signal(max(trace.start, self.clock.elapsed() - self.t0))
         key = id(device)
         last = self._last.get(key)
+        if last == now:
+            return False
+        rssi, lq = now
         changed = False
         try:
-            if last is None or last[1] != s.link_quality:
-                device.set_value("/4/0/3", int(s.link_quality))
+            if last is None or last[1] != lq:
+                device.set_value(_LQ, int(lq))
                 changed = True
-            if last is None or last[0] != s.rssi_dbm:
-                device.set_value("/4/0/2", int(s.rssi_dbm))
+            if last is None or last[0] != rssi:
+                device.set_value(_RSSI, int(rssi))
                 changed = True
         except Exception:  # a device that is off or gone: try again next time
             log.debug("could not write /4 of %r", device, exc_info=True)
             return False
-        self._last[key] = (s.rssi_dbm, s.link_quality)
+        self._last[key] = now
         self.updates += changed
         return changed
 

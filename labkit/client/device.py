@@ -159,6 +159,9 @@ __all__ = ["MIN_WALL_TIMEOUT_S", "InstallOutcome", "SimulatedDevice"]
 log = logging.getLogger(__name__)
 
 _PACKAGE = Path.of(5, 0, 0)
+_RSSI = Path.of(4, 0, 2)  # Radio Signal Strength
+_LQ = Path.of(4, 0, 3)  # Link Quality
+_LINK_PATHS = {_RSSI: str(_RSSI), _LQ: str(_LQ)}  # the two that make a ``link`` event
 _PACKAGE_FORMATS = frozenset({None, 42, 1544, 11542})
 _MULTI_ONLY = frozenset({ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR})
 _BACKOFF_FIRST = 0.5  # simulated s, first Register retry; doubles per attempt
@@ -873,14 +876,16 @@ class SimulatedDevice:
         """Change a value from the device side (battery, RSSI, ...); observers are notified
         as their attributes allow."""
         p = Path.parse(path)
-        if p.resource_id is None or not self.store.exists(Path(p.ids[:3])):
+        ids = p.ids
+        if len(ids) < 3 or not self.store.exists(p if len(ids) == 3 else Path(ids[:3])):
             raise KeyError(f"the device has no resource {p}")
         self._set_internal(p, value)
-        if p in (Path.of(4, 0, 2), Path.of(4, 0, 3)):
-            rssi, lq = self.store.get("/4/0/2"), self.store.get("/4/0/3")
+        link = _LINK_PATHS.get(p)
+        if link is not None:
+            rssi, lq = self.store.get(_RSSI), self.store.get(_LQ)
             self.emit(
                 "link",
-                path=str(p),
+                path=link,
                 rssi_dbm=rssi if isinstance(rssi, int) else None,
                 link_quality=lq if isinstance(lq, int) else None,
             )

@@ -308,6 +308,13 @@ class SignalTrace:
             bearer=p.bearer,
         )
 
+    def signal(self, t: float) -> tuple[int, int]:
+        """``(rssi_dbm, link_quality)`` of :meth:`sample` at ``t``, without the rest of the
+        sample (what a device's /4/0/2 and /4/0/3 hold; asked before every datagram that
+        reaches a device)."""
+        rssi, _, noise = self._point(t)
+        return rssi, self._profile.link_quality.report(rssi, noise)
+
     def samples(self, t0: float, t1: float, step: float) -> list[LinkSample]:
         """Samples at ``t0, t0 + step, ...`` strictly before ``t1`` (like :func:`range`).
 

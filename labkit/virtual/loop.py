@@ -37,6 +37,7 @@ This module owns simulated time; it decides nothing about LwM2M and opens no soc
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import math
 import selectors
@@ -44,7 +45,7 @@ import threading
 import types
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
 
 from labkit.timebase import ScaledClock
 
@@ -67,6 +68,8 @@ _HELD_WAIT_S = 1.0
 
 #: asyncio's bound on one select() timeout (a simulated jump never goes further in one step).
 _MAX_STEP_S = 24 * 3600.0
+_Ts = TypeVarTuple("_Ts")
+
 #: Timer heaps with more entries than this are compacted once most of them are cancelled.
 _COMPACT_MIN = 100
 _COMPACT_FRACTION = 0.5
@@ -137,8 +140,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     # ``(when, handle)`` pairs instead, which the heap compares in C. The order is the same:
     # a pair is "less" exactly when its ``when`` is (on equal ``when`` both orders say "not
     # less"), so the same pushes and pops give the same sequence of timers as asyncio's heap.
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
-                context: Any = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         if self._debug:  # type: ignore[attr-defined]
@@ -149,14 +152,15 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
-                   context: Any = None) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object],
+                   *args: *_Ts, context: contextvars.Context | None = None,
+                   ) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
         return self.call_at(self._vtime + delay, callback, *args, context=context)
 
     def _debug_call_at(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
-                       context: Any) -> asyncio.TimerHandle:
+                       context: contextvars.Context | None) -> asyncio.TimerHandle:
         self._check_closed()  # type: ignore[attr-defined]
         self._check_thread()  # type: ignore[attr-defined]
         self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
@@ -169,9 +173,9 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """One iteration on the ``(when, handle)`` heap (see :meth:`call_at`): drop cancelled
         timers, ask :meth:`virtual_select` (which moves simulated time when nothing is
         ready), move the due timers to the ready queue and run what was ready."""
-        heap: list[tuple[float, asyncio.TimerHandle]] = self._scheduled  # type: ignore[attr-defined]
+        heap: list[tuple[float, asyncio.TimerHandle]] = self._scheduled  # type: ignore[has-type]
         ready = self._ready  # type: ignore[attr-defined]
-        cancelled = self._timer_cancelled_count  # type: ignore[attr-defined]
+        cancelled: int = self._timer_cancelled_count  # type: ignore[has-type]
         if cancelled and len(heap) > _COMPACT_MIN and cancelled / len(heap) > _COMPACT_FRACTION:
             kept = []
             for entry in heap:

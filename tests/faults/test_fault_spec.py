@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.client.model import Battery, FaultPlan, FlashStorage
+from labkit.client.model import Battery, FaultPlan, FlashStorage, scratch_root
 from labkit.sim.faults import (
     FAULT_RESULTS,
     FAULTS,
@@ -122,3 +122,35 @@ def test_flash_storage_is_atomic_and_lazy(tmp_path: Path) -> None:
     assert storage.load() is None  # unreadable: boots as from the factory
     with pytest.raises(ValueError):
         storage.slot_path("c")
+
+
+def test_flash_append_at_another_offset_rewinds(tmp_path: Path) -> None:
+    storage = FlashStorage(tmp_path / "dev", 1024)
+    storage.begin_slot("b", 0)
+    storage.append("b", 0, b"abcdef")
+    storage.append("b", 2, b"XY")  # a block again from an earlier offset: the rest is cut
+    assert storage.read_slot("b") == b"abXY"
+    storage.append("b", 4, b"z")
+    assert storage.read_slot("b") == b"abXYz"
+    storage.finish_slot("b", sync=False)
+    storage.begin_slot("b", 3)  # a resumed download keeps the checkpointed prefix
+    storage.append("b", 3, b"!")
+    assert storage.read_slot("b") == b"abX!"
+
+
+def test_devices_without_a_flash_directory_use_the_scratch_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch_root.cache_clear()
+    try:
+        default = scratch_root()
+        assert default is None or Path(default).is_dir()
+        (tmp_path / "scratch").mkdir()
+        monkeypatch.setenv("LABKIT_FLASH_TMP", str(tmp_path / "scratch"))
+        scratch_root.cache_clear()
+        storage = FlashStorage(None, 1024)
+        storage.save({"a": 1})
+        assert storage.directory.parent == tmp_path / "scratch"
+        assert storage.materialised and storage.load() == {"a": 1}
+    finally:
+        scratch_root.cache_clear()
