@@ -63,6 +63,56 @@ def _summary(run_dir: Path) -> tuple[dict[str, Any], float]:
     return params, sim
 
 
+def _lost_explained(run_dir: Path, seed: int) -> dict[str, Any]:
+    """Every CONNECTION_LOST (Result 4) of a saved run checked against its device's faults and
+    link trace (as ``tests/campaign/test_simulate_virtual.py`` does): a ``link-drop`` fault,
+    or a second of its download (``started_s - 1`` ... ``finished_s + 1``, trace time) at which
+    its link loses at least every other datagram (a deep fade or an outage); anything else is
+    unexplained, a bug."""
+    import pandas as pd
+
+    from labkit.sim.link import device_link
+
+    table = pd.read_parquet(run_dir / "campaign_devices.parquet")
+    links = pd.read_parquet(run_dir / "links.parquet")
+    merged = table.merge(links, on="device")
+    lost = merged[merged["result"] == 4]
+    drop_faulted = merged[merged["faults"].str.split(",").map(lambda f: "link-drop" in f)]
+    out: dict[str, Any] = {"lost": len(lost), "link_drop": 0, "fade": 0, "unexplained": [],
+                           "fade_devices": [], "link_drop_faulted": len(drop_faulted),
+                           "link_drop_not_lost": sorted(
+                               drop_faulted.loc[drop_faulted["result"] != 4, "device"])}
+    for row in lost.itertuples(index=False):
+        if "link-drop" in str(row.faults).split(","):
+            out["link_drop"] += 1
+            continue
+        index = int(str(row.device).removeprefix("sim-")) - 1
+        trace = device_link(str(row.profile), index, seed).trace
+        t, worst, bad_s = max(0.0, float(row.started_s) - 1.0), 0.0, 0
+        while t <= float(row.finished_s) + 1.0:
+            loss = trace.sample(t).loss
+            worst = max(worst, loss)
+            bad_s += loss >= 0.5
+            t += 1.0
+        if bad_s:
+            out["fade"] += 1
+            out["fade_devices"].append(f"{row.device} (max loss {worst:.0%}, {bad_s} s >= 50 %)")
+        else:
+            out["unexplained"].append(str(row.device))
+    return out
+
+
+def _lost_line(check: dict[str, Any]) -> str:
+    line = (f"{check['lost']} CONNECTION_LOST: {check['link_drop']} link-drop + {check['fade']} "
+            f"deep fade/outage during the download (link loss >= 50 %), "
+            f"{len(check['unexplained'])} unexplained")
+    if check["unexplained"]:
+        line += f" {check['unexplained']}"
+    if check["link_drop_not_lost"]:
+        line += f"; link-drop devices without Result 4: {check['link_drop_not_lost']}"
+    return line
+
+
 @register("virtual-fleet", "1,000 NB-IoT devices, 64 KiB PUSH, on virtual time: sim / wall")
 def fleet(options: Options) -> list[Row]:
     n = options.pick(1000, 50)
@@ -72,11 +122,15 @@ def fleet(options: Options) -> list[Row]:
             image_size=64 * 1024, faults="link-drop:0.05", seed=1, clock="virtual",
         )
         params, sim = _summary(run_dir)
+        check = _lost_explained(run_dir, seed=1)
     summary = params.get("campaign", {})
+    print(f"    {_lost_line(check)}")
+    for device in check["fade_devices"]:
+        print(f"      {device}")
     note = (f"{sim:,.0f} simulated s in {wall:.1f} wall s ({_CPU.get(tmp, 0):.1f} CPU s); "
             f"{params['_final']}/{n} final; "
             f"statuses {params['_statuses']}; "
-            f"results {summary.get('result_counts')}")
+            f"results {summary.get('result_counts')}; {_lost_line(check)}")
     return [
         Row(key="virtual-fleet", what=f"{n} NB-IoT devices, 64 KiB PUSH, virtual: sim / wall",
             goal=Goal(on="lab", op=">=", value=100.0, text=">= 100 (sim s / wall s)"),

@@ -47,6 +47,7 @@ from labkit.events import EventSink, discard
 from labkit.linkem import LinkFeeder, LinkRelay
 from labkit.sim.link import LinkImpairment, device_link
 from labkit.timebase import LagSummary, LoopLagMonitor, ScaledClock
+from labkit.virtual.heap import freeze_survivors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -609,7 +610,8 @@ def simulate(
         run_clock = ScaledClock(time_scale)
         lab = Lab(record=out, seed=seed, clock=run_clock, run_id=run_id, request_timeout=30.0)
     wall_started = time.monotonic()
-    with lab:
+    # a virtual run: full collections walk only what arrived since the last one (heap.py)
+    with lab, freeze_survivors() if virtual else contextlib.nullcontext():
         image = build_image(version="2.0.0", size=image_size, seed=seed, key=key)
         server = lab.server
         run_dir = lab.run_dir
