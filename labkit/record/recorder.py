@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import platform
 import threading
@@ -247,7 +248,7 @@ class Recorder:
             raise ValueError(f"state {event.state!r} is outside 0..{len(STATE_NAMES) - 1}")
         if event.result is not None and not 0 <= event.result < len(RESULT_NAMES):
             raise ValueError(f"result {event.result!r} is outside 0..{len(RESULT_NAMES) - 1}")
-        if not np.isfinite(event.ts):
+        if not math.isfinite(event.ts):
             raise ValueError(f"ts {event.ts!r} is not a finite number of seconds")
         with self._lock:
             if self._closed:

@@ -521,8 +521,9 @@ class LinkImpairment:
         u_loss = self._uniform()
         u_jitter = self._uniform()  # drawn for every datagram, so the stream never shifts
         profile = self._trace._profile  # noqa: SLF001 - same module: its own trace
-        jitter = -profile.jitter_at(rssi) * math.log1p(-u_jitter)
-        delay = profile.delay_at(rssi) + jitter + size / profile.data_rate_at(rssi)
+        mean_delay, mean_jitter, rate = profile.link_terms(rssi)
+        jitter = -mean_jitter * math.log1p(-u_jitter)
+        delay = mean_delay + jitter + size / rate
         drop = u_loss < loss
         self.sent += 1
         self.dropped += drop

@@ -359,16 +359,26 @@ class LinkProfile:
 
     def delay_at(self, rssi_dbm: float) -> float:
         """Mean one-way delay in seconds at ``rssi_dbm``, without per-datagram jitter."""
-        return self.delay.base_s + self.delay.poor_extra_s * self.degradation(rssi_dbm)
+        return self.link_terms(rssi_dbm)[0]
 
     def jitter_at(self, rssi_dbm: float) -> float:
         """Mean of the per-datagram exponential jitter at ``rssi_dbm``, seconds."""
-        return self.delay.jitter_s * (1.0 + self.degradation(rssi_dbm))
+        return self.link_terms(rssi_dbm)[1]
 
     def data_rate_at(self, rssi_dbm: float) -> float:
         """Effective data rate in bytes per second at ``rssi_dbm`` (for pacing blocks)."""
-        fraction = 1.0 - (1.0 - self.rate.poor_fraction) * self.degradation(rssi_dbm)
-        return self.rate.peak_bytes_per_s * fraction
+        return self.link_terms(rssi_dbm)[2]
+
+    def link_terms(self, rssi_dbm: float) -> tuple[float, float, float]:
+        """``(delay_at, jitter_at, data_rate_at)`` at ``rssi_dbm`` from one
+        :meth:`degradation` (what a verdict on every datagram needs)."""
+        d = self.degradation(rssi_dbm)
+        delay, rate = self.delay, self.rate
+        return (
+            delay.base_s + delay.poor_extra_s * d,
+            delay.jitter_s * (1.0 + d),
+            rate.peak_bytes_per_s * (1.0 - (1.0 - rate.poor_fraction) * d),
+        )
 
     def link_quality_at(self, rssi_dbm: float) -> float:
         """Mean Link Quality (/4/0/3, in the bearer's unit) at ``rssi_dbm``, before noise."""
