@@ -453,8 +453,8 @@ def _campaign_tables(campaign: Any, fleet: SimFleet) -> dict[str, pd.DataFrame]:
 class _TableWriter:
     """Writes a virtual run's campaign tables from a thread of its own: the loop offers the
     latest tables without waiting (nothing on a virtual loop waits for a disk or reads a wall
-    clock), the thread writes them and is ready for more a wall second later. What the
-    simulation does never depends on it: offering builds frames, no event, no timer."""
+    clock), the thread writes them and is ready for more ``min_interval`` wall seconds later.
+    What the simulation does never depends on it: offering builds frames, no event, no timer."""
 
     def __init__(self, run_dir: FsPath, min_interval: float = 1.0) -> None:
         import threading
@@ -616,7 +616,11 @@ def simulate(
         server = lab.server
         run_dir = lab.run_dir
         assert run_dir is not None
-        tables: Any = _TableWriter(run_dir) if virtual else contextlib.nullcontext()
+        # a large fleet's tables cost more to build: offered less often (every devices / 200
+        # wall seconds, at least every second), so that building them stays a small share
+        writer_pace = max(1.0, devices / 200.0)
+        tables: Any = (_TableWriter(run_dir, min_interval=writer_pace) if virtual
+                       else contextlib.nullcontext())
         with tables as writer:  # a virtual run's incremental tables, closed on any exit
 
             async def snapshot(campaign: Any, fleet: SimFleet) -> None:
