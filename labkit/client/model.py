@@ -23,9 +23,10 @@ way real ones do"):
   only ``fsync`` calls are the ones the power-loss guarantee needs on a real machine: the
   slot's data, then the ``state.json`` that names the image complete (``save(sync=True)``).
   A device given no directory keeps its flash in a temporary one under :func:`scratch_root`:
-  a RAM file system (``/dev/shm``) when the machine has one with room, so that a fleet of
-  simulated devices writing blocks does not wait for a disk's journal (still real files,
-  removed with the device), else the system's temporary folder.
+  the system's temporary folder, or ``$LABKIT_FLASH_TMP`` (e.g. ``/dev/shm`` for a large fleet
+  on a machine whose disk is slow; still real files, removed with the device). The default
+  stays on disk: a worker killed mid-run leaves its folders behind, and in a RAM file system
+  they would hold memory until the next reboot.
 * **A RAM buffer** for one download block (``ram``): a block larger than it, or the
   ``no-ram`` fault, fails the download with Result 3.
 * **A battery** (/3/0/9, percent) that drains a little per block and per install, from the
@@ -56,7 +57,6 @@ from labkit.sim.faults import check_faults
 __all__ = [
     "DEFAULT_FLASH_SIZE",
     "DEFAULT_RAM",
-    "SCRATCH_MIN_FREE",
     "SLOTS",
     "Battery",
     "FaultPlan",
@@ -211,27 +211,12 @@ class Battery:
 _MASK64 = (1 << 64) - 1
 
 
-#: Free space a RAM file system needs for :func:`scratch_root` to choose it.
-SCRATCH_MIN_FREE = 2 * 1024**3
-
-
 @functools.cache
 def scratch_root() -> str | None:
     """Where devices without a flash directory make theirs: ``$LABKIT_FLASH_TMP`` if set,
-    else ``/dev/shm`` when it is a writable folder with at least :data:`SCRATCH_MIN_FREE`
-    bytes free, else None (the system's temporary folder, :func:`tempfile.mkdtemp`'s
-    default). Decided once per process."""
-    override = os.environ.get("LABKIT_FLASH_TMP")
-    if override:
-        return override
-    shm = "/dev/shm"
-    try:
-        free = os.statvfs(shm)
-    except OSError:
-        return None
-    if free.f_bavail * free.f_frsize >= SCRATCH_MIN_FREE and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return None
+    else None (the system's temporary folder, :func:`tempfile.mkdtemp`'s default). Decided
+    once per process."""
+    return os.environ.get("LABKIT_FLASH_TMP") or None
 
 
 def _close_all(handles: dict[str, Any]) -> None:
