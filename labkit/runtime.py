@@ -874,6 +874,11 @@ class Lab:
     ) -> None:
         if security not in ("nosec", "psk"):
             raise ValueError(f"security must be 'nosec' or 'psk', not {security!r}")
+        if not retain_events and record is None:
+            raise ValueError(
+                "retain_events=False streams the events to the run's files: give record= a "
+                "directory (a memory-only lab must keep its events)"
+            )
         if clock == "virtual" and (security != "nosec" or bootstrap):
             raise ValueError(
                 "DTLS (security='psk') and bootstrap=True need real sockets: use a scaled or "
@@ -891,11 +896,6 @@ class Lab:
             clock = VirtualClock(virtual_loop)
         elif epoch is not None:
             raise ValueError("epoch= is only for clock='virtual'")
-        if not retain_events and record is None:
-            raise ValueError(
-                "retain_events=False streams the events to the run's files: give record= a "
-                "directory (a memory-only lab must keep its events)"
-            )
         self._core = _Core(
             host=host,
             port=port,

@@ -16,6 +16,13 @@ _MASK64 = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15
 
 
+def _mix(z: int) -> int:
+    """SplitMix64's output function (a bijection of 64-bit integers)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 class SplitMix64:
     """SplitMix64 (Steele, Lea and Flood 2014) with the ``random.Random`` methods the lab uses.
 
@@ -28,14 +35,14 @@ class SplitMix64:
     __slots__ = ("_state",)
 
     def __init__(self, seed: int) -> None:
-        self._state = (int(seed) * _GAMMA + 0xB5297A4D) & _MASK64
+        # the seed is mixed first: SplitMix64 states one step apart are one output apart, so
+        # seeds 7 and 8 must not start at neighbouring states
+        self._state = _mix((int(seed) & _MASK64) ^ 0xB5297A4D)
 
     def next64(self) -> int:
         """The next 64-bit output."""
         self._state = z = (self._state + _GAMMA) & _MASK64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return z ^ (z >> 31)
+        return _mix(z)
 
     def random(self) -> float:
         """A float in [0, 1) with 53 random bits."""
@@ -50,7 +57,9 @@ class SplitMix64:
         width = stop - start
         if width <= 0:
             raise ValueError(f"empty range [{start}, {stop})")
-        bits = width.bit_length()
+        bits = (width - 1).bit_length()
+        if bits == 0:
+            return start
         while True:
             value = self.next64() >> (64 - bits) if bits <= 64 else self._bits(bits)
             if value < width:

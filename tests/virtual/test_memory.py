@@ -78,3 +78,10 @@ def test_splitmix64_is_seeded_bounded_and_independent_per_seed() -> None:
     assert all(0 <= a.randrange(0, 3) < 3 for _ in range(100))
     with pytest.raises(ValueError):
         a.randrange(5, 5)
+
+
+def test_splitmix64_neighbouring_seeds_do_not_share_a_shifted_stream() -> None:
+    a = [SplitMix64(100).next64() for _ in range(50)]
+    b = [SplitMix64(101).next64() for _ in range(50)]
+    assert not set(a) & set(b)
+    assert SplitMix64(3).randrange(4, 5) == 4
