@@ -512,7 +512,7 @@ class SimulatedDevice:
         self.bootloader = Bootloader(
             key=trusted_key, slot_size=self.flash_size, accept_lab_packages=accept_lab_packages
         )
-        self._held: set[asyncio.Future[None]] = set()
+        self._held: set[asyncio.Future[None]] | None = None  # made when a request is held
         hostile = hostile_config(hostile_notifications)
         self._hostile = NotificationScheduler(hostile) if hostile is not None else None
         #: The device's own /5 history, whatever its observers heard: ``(ts, "state" |
@@ -860,13 +860,16 @@ class SimulatedDevice:
     async def _hold(self, seconds: float) -> None:
         """Never answer (until ``seconds`` wall seconds pass, or the device powers off)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._held.add(future)
+        if self._held is None:
+            self._held = set()
+        held = self._held
+        held.add(future)
         try:
             await asyncio.wait_for(future, seconds)
         except TimeoutError:
             pass
         finally:
-            self._held.discard(future)
+            held.discard(future)
 
     async def power_loss(self) -> None:
         """The ``power-loss`` fault: off at once (no De-register), memory lost, then boot from
@@ -1276,7 +1279,7 @@ class SimulatedDevice:
                 await asyncio.wait_for(ctx.shutdown(), timeout)
             except (TimeoutError, OSError) as exc:
                 self.emit("error", detail=f"socket close: {exc!r}")
-        for future in list(self._held):  # requests held unanswered die with the socket
+        for future in list(self._held or ()):  # requests held unanswered die with the socket
             if not future.done():
                 future.set_result(None)
         self._link_down_until = 0.0
