@@ -91,7 +91,7 @@ def fleet(options: Options) -> list[Row]:
 
 
 IDLE = """
-import json, sys, time
+import gc, json, sys, time
 from labkit import Lab
 
 def rss_kib():
@@ -112,8 +112,9 @@ with Lab(clock="virtual", seed=1, record=out, retain_events=False) as lab:
     after = rss_kib()
     updates = int((lab.events()["kind"] == "reg_updated").sum())
     registered = len(lab.server.registrations)
+    full_gcs = gc.get_stats()[2]["collections"]
 print(json.dumps({"wall": wall, "base_kib": base, "after_kib": after, "updates": updates,
-                  "registered": registered}))
+                  "registered": registered, "full_gcs": full_gcs}))
 """
 
 
@@ -131,7 +132,7 @@ def idle(options: Options) -> list[Row]:
     per_device = (got["after_kib"] - got["base_kib"]) / n
     note = (f"{n} devices, {got['registered']} registered at the end, {got['updates']} "
             f"registration-update events in 24 simulated h; RSS {got['base_kib'] / 1024:.0f} -> "
-            f"{got['after_kib'] / 1024:.0f} MiB")
+            f"{got['after_kib'] / 1024:.0f} MiB; {got.get('full_gcs')} full garbage collections")
     return [
         Row(key="virtual-idle", what=f"{n} idle devices x 24 simulated h: wall",
             goal=Goal(on="lab", op="<=", value=300.0, text="<= 300 s wall"),
