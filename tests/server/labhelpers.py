@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from labkit.events import Event
 from labkit.server import LwM2MServer
-from labkit.virtual.loop import VirtualEventLoop
+from labkit.virtual.loop import VirtualEventLoop, current_clock
 
 T = TypeVar("T")
 
@@ -46,6 +46,7 @@ def run_virtual(scenario: Callable[[], Awaitable[T]], timeout: float = SCENARIO_
 @contextlib.asynccontextmanager
 async def running_server(**kwargs: Any) -> AsyncIterator[tuple[LwM2MServer, list[Event]]]:
     events: list[Event] = []
+    kwargs.setdefault("clock", current_clock())  # simulated time on a virtual-time loop
     server = LwM2MServer(on_event=events.append, **kwargs)
     await server.start()
     try:

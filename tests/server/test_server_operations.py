@@ -157,7 +157,7 @@ def test_timeout_and_one_request_at_a_time() -> None:
             assert all(r.ok for r in results)
             assert slow.max_active == 1
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_write_execute_attributes_create_delete() -> None:
@@ -380,7 +380,7 @@ def test_queue_mode_request_waits_for_the_next_update() -> None:
             with pytest.raises(RequestTimeout):
                 await d.read("/3/0/3", timeout=0.2)
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_send_is_accepted_and_recorded() -> None:
@@ -492,7 +492,7 @@ def test_block1_stops_on_408_and_times_out_on_a_stalled_block() -> None:
                 await server.device("b").write("/5/0/0", _image(8000), timeout=0.3)
             assert stalling.seen == [0, 1]
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 class _PacedBlocks(resource.Resource):
@@ -562,7 +562,7 @@ def test_device_gone_is_unreachable_or_timeout() -> None:
                 await server.device("gone").read("/3/0/3", timeout=1.0)
             assert kinds(events, "error")[-1].device == "gone"
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_observation_wait_for_and_dropped_on_deregister() -> None:
@@ -588,7 +588,7 @@ def test_observation_wait_for_and_dropped_on_deregister() -> None:
             with pytest.raises(StopAsyncIteration):
                 await obs.wait_for(lambda r: r.value == 3, timeout=1)
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 class _Fixed(resource.Resource):
@@ -634,4 +634,4 @@ def test_queued_request_follows_a_re_registration() -> None:
             assert not [x for x in before.log if x[0] == "GET"]
             assert [x[1] for x in after.log if x[0] == "GET"] == ["/3/0/3"]
 
-    run(scenario)
+    run_virtual(scenario)
