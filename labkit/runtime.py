@@ -893,11 +893,6 @@ class Lab:
             virtual_loop = VirtualEventLoop(
                 epoch=DEFAULT_EPOCH if epoch is None else float(epoch), seed=seed
             )
-            from labkit.virtual.sweep import collect_when_quiet
-
-            # aiocoap leaves cycles behind every exchange: collect a burst's garbage once the
-            # burst is over instead of letting bursts pile up (labkit.virtual.sweep)
-            collect_when_quiet(virtual_loop)
             clock = VirtualClock(virtual_loop)
         elif epoch is not None:
             raise ValueError("epoch= is only for clock='virtual'")
