@@ -185,6 +185,7 @@ class _Core:
     record: str | None
     run_id: str | None
     seed: int
+    retain_events: bool
     request_timeout: float
     clock: Callable[[], float]
     sink: _Fanout = field(default_factory=_Fanout)
@@ -291,7 +292,9 @@ class _Core:
         run_id = self.run_id
         if run_id is None and self.virtual_loop is not None:
             run_id = _virtual_run_id(self.record, self.virtual_loop.epoch, self.seed)
-        self.recorder = _make_recorder(self.record, run_id, self._manifest())
+        self.recorder = _make_recorder(
+            self.record, run_id, self._manifest(), retain=self.retain_events
+        )
         self.sink.recorder = self.recorder
         from labkit.server import LwM2MServer
 
@@ -347,6 +350,7 @@ class _Core:
             "request_timeout": self.request_timeout,
             "security": self.security,
             "bootstrap": self.bootstrap,
+            "retain_events": self.retain_events,
         }
         if self.virtual_loop is not None:
             from labkit.virtual.loop import epoch_iso
@@ -489,15 +493,17 @@ def _describe(work: Any) -> str:
     return f"{name}()" if name else repr(work)
 
 
-def _make_recorder(record: str | None, run_id: str | None, manifest: dict[str, Any]) -> Any:
+def _make_recorder(
+    record: str | None, run_id: str | None, manifest: dict[str, Any], *, retain: bool = True
+) -> Any:
     """A :class:`labkit.record.Recorder`: memory-only when ``record`` is None, else it writes
-    ``<record>/<run_id>/``."""
+    ``<record>/<run_id>/`` (and, with ``retain=False``, releases what it has written)."""
     from labkit.record import Recorder, new_run_id
 
     if record is None:
         return Recorder(None, run_id=run_id, manifest=manifest)
     run_id = run_id or new_run_id(record)
-    return Recorder(FsPath(record) / run_id, run_id=run_id, manifest=manifest)
+    return Recorder(FsPath(record) / run_id, run_id=run_id, manifest=manifest, retain=retain)
 
 
 class ObservationHandle:
@@ -812,6 +818,13 @@ class Lab:
     record
         ``None`` keeps the event table in memory only; a directory (e.g. ``"data/runs"``) also
         saves the run to ``<record>/<run_id>/`` (``events.parquet`` + ``manifest.json``).
+    retain_events
+        ``True`` (default): the recorder also keeps every event in memory, so
+        :meth:`events` is a quick copy. ``False`` (needs ``record``): events are streamed to
+        the run's files and leave memory once written (at most ``flush_interval``, 0.5 s of
+        wall time, later), so a long or large run (10,000 devices for a simulated day) does
+        not hold its event table in RAM; :meth:`events` still returns the whole table, read
+        back from disk (slower: use it between steps, not on every tick).
     seed
         Lab seed; each simulated device gets a seed derived from it and its endpoint name.
     request_timeout
@@ -850,6 +863,7 @@ class Lab:
         host: str = "127.0.0.1",
         port: int = 0,
         record: str | FsPath | None = None,
+        retain_events: bool = True,
         seed: int = 0,
         request_timeout: float = 10.0,
         run_id: str | None = None,
@@ -860,6 +874,11 @@ class Lab:
     ) -> None:
         if security not in ("nosec", "psk"):
             raise ValueError(f"security must be 'nosec' or 'psk', not {security!r}")
+        if not retain_events and record is None:
+            raise ValueError(
+                "retain_events=False streams the events to the run's files: give record= a "
+                "directory (a memory-only lab must keep its events)"
+            )
         if clock == "virtual" and (security != "nosec" or bootstrap):
             raise ValueError(
                 "DTLS (security='psk') and bootstrap=True need real sockets: use a scaled or "
@@ -883,6 +902,7 @@ class Lab:
             record=None if record is None else str(record),
             run_id=run_id,
             seed=seed,
+            retain_events=bool(retain_events),
             request_timeout=request_timeout,
             clock=clock,
             virtual_loop=virtual_loop,
@@ -1265,7 +1285,10 @@ class Lab:
         return frame
 
     def events(self) -> pd.DataFrame:
-        """The run's event table so far (see :mod:`labkit.record` for its columns)."""
+        """The run's event table so far (see :mod:`labkit.record` for its columns).
+
+        With ``retain_events=False`` the table is read back from the run's files (every event
+        recorded so far, the ones not yet written included)."""
         self._ensure_started()
         recorder = self._core.recorder
         if recorder is None:

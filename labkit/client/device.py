@@ -54,7 +54,8 @@ Choices a lab user may want to know:
   back-off, never hang. ``https://`` downloads trust ``tls_trust`` (default: the lab
   certificate, :mod:`labkit.tls`).
 
-Nothing here reads the global random generator: the device holds ``random.Random(seed)``.
+Nothing here reads the global random generator: the device draws from ``random.Random(seed)``
+(kept only while the object model is built and once the device backs off).
 """
 
 from __future__ import annotations
@@ -374,6 +375,7 @@ class SimulatedDevice:
         "_push_size1",
         "_reply_tuning",
         "_rng",
+        "_seed",
         "_site",
         "_tasks",
         "_time_offset",
@@ -483,7 +485,11 @@ class SimulatedDevice:
         if clock is None:
             clock = time.time if self.time_scale == 1.0 else ScaledClock(self.time_scale)
         self._clock = clock
-        self._rng = random.Random(seed)
+        self._seed = seed
+        #: the device's generator (Mersenne Twister, 2.5 KiB): drawn from while the object
+        #: model is built, then dropped and rebuilt on the first back-off (:meth:`_retry_rng`)
+        #: with the same stream, so an idle device does not carry it
+        self._rng: random.Random | None = random.Random(seed)
         self._ctx: aiocoap.Context | None = None
         self._site = _DeviceSite(self)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -509,7 +515,7 @@ class SimulatedDevice:
         self.bootloader = Bootloader(
             key=trusted_key, slot_size=self.flash_size, accept_lab_packages=accept_lab_packages
         )
-        self._held: set[asyncio.Future[None]] = set()
+        self._held: set[asyncio.Future[None]] | None = None  # made when a request is held
         hostile = hostile_config(hostile_notifications)
         self._hostile = NotificationScheduler(hostile) if hostile is not None else None
         #: The device's own /5 history, whatever its observers heard: ``(ts, "state" |
@@ -554,6 +560,7 @@ class SimulatedDevice:
         self.store.set("/3/0/9", self.battery.percent)
         self._firmware = FirmwareAgent(self, machine, firmware_version)
         self._firmware.sync()
+        self._rng = None  # see _retry_rng
 
     # -- the object model ------------------------------------------------------------------
     @property
@@ -564,8 +571,25 @@ class SimulatedDevice:
     def _binding(self) -> str:
         return "UQ" if self.queue_mode else "U"
 
-    def _build_store(self, firmware_version: str, machine: FirmwareUpdateMachine) -> ObjectStore:
+    @staticmethod
+    def _identity_draws(rng: random.Random) -> tuple[int, int]:
+        """The draws of the object model from the device's generator, in order: the battery
+        drop below 100 % (/3/0/9) and the Cell ID (/4/0/8)."""
+        return rng.randrange(0, 20), rng.randrange(1, 268_435_455)
+
+    def _retry_rng(self) -> random.Random:
+        """The device's generator after the object model's draws (rebuilt from the seed on
+        first use and kept from then on: only a device that backs off carries it)."""
         rng = self._rng
+        if rng is None:
+            rng = random.Random(self._seed)
+            self._identity_draws(rng)
+            self._rng = rng
+        return rng
+
+    def _build_store(self, firmware_version: str, machine: FirmwareUpdateMachine) -> ObjectStore:
+        assert self._rng is not None
+        battery_drop, cell_id = self._identity_draws(self._rng)
         store = ObjectStore(hidden=(0,), creatable=(1,), permanent=("/1/0",))
         store.add_object(0)
         store.add_instance(
@@ -607,7 +631,7 @@ class SimulatedDevice:
                 4: None,
                 6: [1, 5],
                 7: [3700, 5000],
-                9: 100 - rng.randrange(0, 20),
+                9: 100 - battery_drop,
                 10: 128,
                 11: [0],
                 12: None,
@@ -632,7 +656,7 @@ class SimulatedDevice:
                 2: -85,
                 3: -10,
                 4: [self.host],
-                8: rng.randrange(1, 268_435_455),
+                8: cell_id,
             },
         )
         version = machine.object_version
@@ -848,13 +872,16 @@ class SimulatedDevice:
     async def _hold(self, seconds: float) -> None:
         """Never answer (until ``seconds`` wall seconds pass, or the device powers off)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._held.add(future)
+        if self._held is None:
+            self._held = set()
+        held = self._held
+        held.add(future)
         try:
             await asyncio.wait_for(future, seconds)
         except TimeoutError:
             pass
         finally:
-            self._held.discard(future)
+            held.discard(future)
 
     async def power_loss(self) -> None:
         """The ``power-loss`` fault: off at once (no De-register), memory lost, then boot from
@@ -1266,7 +1293,7 @@ class SimulatedDevice:
                 await asyncio.wait_for(ctx.shutdown(), timeout)
             except (TimeoutError, OSError) as exc:
                 self.emit("error", detail=f"socket close: {exc!r}")
-        for future in list(self._held):  # requests held unanswered die with the socket
+        for future in list(self._held or ()):  # requests held unanswered die with the socket
             if not future.done():
                 future.set_result(None)
         self._link_down_until = 0.0
@@ -1285,7 +1312,7 @@ class SimulatedDevice:
 
     def _retry_delay(self, attempt: int) -> float:
         base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0**attempt)
-        return base * self._rng.uniform(1.0, 1.5)
+        return base * self._retry_rng().uniform(1.0, 1.5)
 
     async def _register_once(self, timeout: float) -> aiocoap.Message:
         query = register_query(

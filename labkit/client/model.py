@@ -104,6 +104,9 @@ class FaultTiming:
     default_max_defer_period: int = 30
 
 
+_NO_FAULTS: frozenset[str] = frozenset()
+
+
 class FaultPlan:
     """The faults of one device and, from its seed, where each strikes.
 
@@ -116,7 +119,7 @@ class FaultPlan:
     __slots__ = ("_rng", "_seed", "faults", "power_cut_done", "power_cut_point")
 
     def __init__(self, faults: Iterable[str] = (), seed: int = 0) -> None:
-        self.faults = check_faults(faults)
+        self.faults = check_faults(faults) or _NO_FAULTS  # most devices: one shared empty set
         self._seed = seed
         self._rng: random.Random | None = None  # made on first use: most devices have none
         self.power_cut_point: tuple[str, int] | None = None

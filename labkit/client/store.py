@@ -269,6 +269,16 @@ def _type_ok(rtype: ResourceType, value: object) -> bool:
     return False
 
 
+_SHARED: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def _shared(value: frozenset[Any]) -> frozenset[Any]:
+    """One instance of each distinct (small, immutable) set, shared by every store."""
+    if len(_SHARED) >= 256:  # never grows without bound, whatever the callers pass
+        return value
+    return _SHARED.setdefault(value, value)
+
+
 class ObjectStore:
     """Object instances and resource values of one device, with the operation rules.
 
@@ -310,9 +320,10 @@ class ObjectStore:
         self._versions: dict[int, str] = {}
         self._attrs: dict[Path, Attributes] = {}
         self._dynamic: dict[Path, Callable[[], Value]] = {}
-        self.hidden = frozenset(hidden)
-        self.creatable = frozenset(creatable)
-        self.permanent = frozenset(Path.parse(p) for p in permanent)
+        # equal sets are one object for every device of a fleet (immutable, 216 B each)
+        self.hidden = _shared(frozenset(hidden))
+        self.creatable = _shared(frozenset(creatable))
+        self.permanent = _shared(frozenset(Path.parse(p) for p in permanent))
 
     # -- building ------------------------------------------------------------------------
     def add_object(self, object_id: int, version: str | None = None) -> None:

@@ -580,7 +580,10 @@ def simulate(
         The run directory: ``manifest.json`` (``params``: every parameter above, the policy's
         thresholds, ``loop_lag`` statistics, ``distorted``, the campaign summary),
         ``events.parquet``, ``campaign_devices.parquet``, ``campaign_waves.parquet``,
-        ``links.parquet`` (per device datagram counters).
+        ``links.parquet`` (per device datagram counters). The events are streamed to
+        ``events.parquet`` while the run goes (``Lab(retain_events=False)``): a large fleet
+        never holds its event table in memory; read it back with
+        :func:`labkit.record.read_run`.
     """
 
     from labkit.policy import make_policy, policy_name, policy_thresholds
@@ -602,13 +605,14 @@ def simulate(
     # the run directory and manifest exist before the image is built (a kill keeps them)
     if virtual:
         lab = Lab(record=out, seed=seed, clock="virtual", epoch=epoch, run_id=run_id,
-                  request_timeout=30.0)
+                  request_timeout=30.0, retain_events=False)
         run_clock: ScaledClock = lab.clock  # type: ignore[assignment]
     else:
         if epoch is not None:
             raise ValueError("epoch= is only for clock='virtual'")
         run_clock = ScaledClock(time_scale)
-        lab = Lab(record=out, seed=seed, clock=run_clock, run_id=run_id, request_timeout=30.0)
+        lab = Lab(record=out, seed=seed, clock=run_clock, run_id=run_id, request_timeout=30.0,
+                  retain_events=False)
     wall_started = time.monotonic()
     # a virtual run: full collections walk only what arrived since the last one (heap.py)
     with lab, freeze_survivors() if virtual else contextlib.nullcontext():

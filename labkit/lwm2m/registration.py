@@ -290,6 +290,24 @@ def _parse_root(link: Link) -> tuple[str, tuple[int, ...]]:
     return root, tuple(formats)
 
 
+_ANNOUNCED: dict[tuple[int, str | None, tuple[int, ...]], ObjectAnnouncement] = {}
+_ANNOUNCED_MAX = 4096
+
+
+def _announcement(
+    object_id: int, version: str | None, instances: tuple[int, ...]
+) -> ObjectAnnouncement:
+    """The (immutable) announcement, one shared instance per distinct value: a fleet's
+    registrations announce the same objects, and a server keeps one record per device."""
+    key = (object_id, version, instances)
+    found = _ANNOUNCED.get(key)
+    if found is None:
+        found = ObjectAnnouncement(object_id, version, instances)
+        if len(_ANNOUNCED) < _ANNOUNCED_MAX:  # bounded, whatever clients announce
+            _ANNOUNCED[key] = found
+    return found
+
+
 def _parse_payload(payload: bytes) -> tuple[dict[int, ObjectAnnouncement], str, tuple[int, ...]]:
     """Register/Update payload -> (objects, root path, content formats)."""
     if not isinstance(payload, bytes | bytearray | memoryview):
@@ -342,7 +360,7 @@ def _parse_payload(payload: bytes) -> tuple[dict[int, ObjectAnnouncement], str, 
                 raise _bad(f"object {oid} announced with two versions")
             versions[oid] = ver
     objects = {
-        oid: ObjectAnnouncement(oid, versions[oid], tuple(sorted(instances[oid])))
+        oid: _announcement(oid, versions[oid], tuple(sorted(instances[oid])))
         for oid in sorted(instances)
     }
     return objects, root, formats

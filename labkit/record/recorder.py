@@ -319,8 +319,14 @@ class Recorder:
         part = self._write_part(frame)
         self._n_written += len(frame)
         self._unwritten.clear()
+        del frame
         self._levels.append((part, 0))
         self._merge_parts()
+        if not self.retain:
+            # What was just written is no longer ours: hand Arrow's buffers back to the OS
+            # (its default pool, mimalloc, keeps freed memory for reuse: on a 2,000-device
+            # simulated day that was 12 KiB per device of RSS the recorder did not use).
+            pa.default_memory_pool().release_unused()
 
     #: parts of one size class merged into one part of the next (at most about
     #: MERGE_FANOUT x log_MERGE_FANOUT(flushes) part files, each event rewritten log times)

@@ -20,11 +20,12 @@ between by the same :class:`~labkit.linkem.LinkRelay` as on sockets: the loop's
 link model and delivers it ``delay + size / rate`` simulated seconds later with a loop timer.
 
 Determinism: ports are handed out in order from :data:`FIRST_PORT` (a rebooting device gets
-the next one), and every context gets its own ``random.Random`` derived from the network's
-seed and its address, from which aiocoap's initial message ID, initial token and the random
-part of every first retransmission timeout are drawn (aiocoap draws them from the global
-generator; the context's managers are configured after construction, aiocoap's files are not
-touched). Same seed and same calls: the same datagrams at the same simulated instants.
+the next one), and every context gets its own generator derived from the network's seed and
+its address (a :class:`~labkit.virtual.rng.SplitMix64`: one integer of state where a
+``random.Random`` holds 2.5 KiB), from which aiocoap's initial message ID, initial token
+and the random part of every first retransmission timeout are drawn (aiocoap draws them from
+the global generator; the context's managers are configured after construction, aiocoap's
+files are not touched). Same seed and same calls: the same datagrams at the same simulated instants.
 
 HTTP runs on the same network: the virtual loop's ``create_server`` and ``create_connection``
 (what ``asyncio.start_server`` and ``asyncio.open_connection`` call) give in-memory stream
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,6 +49,7 @@ from aiocoap.message import Message
 from aiocoap.numbers.constants import COAP_PORT, MAX_REGULAR_BLOCK_SIZE_EXP
 
 from labkit.sim.profiles import derive_seed
+from labkit.virtual.rng import SplitMix64
 
 __all__ = [
     "FIRST_PORT",
@@ -202,12 +203,13 @@ class VirtualNetwork:
         loop's ``create_datagram_endpoint`` returns)."""
         return _DatagramTransport(self, protocol, host, port)
 
-    def context_rng(self, address: Address) -> random.Random:
+    def context_rng(self, address: Address) -> SplitMix64:
         """The random generator of the ``n``-th context opened at ``address`` (derived from the
-        network's seed, the address and ``n``)."""
+        network's seed, the address and ``n``; a :class:`~labkit.virtual.rng.SplitMix64`, one
+        integer of state instead of a Mersenne Twister's 2.5 KiB per device)."""
         n = self._opened.get(address, 0)
         self._opened[address] = n + 1
-        return random.Random(derive_seed(self.seed, "coap-context", address[0], address[1], n))
+        return SplitMix64(derive_seed(self.seed, "coap-context", address[0], address[1], n))
 
 
 class _DatagramTransport(asyncio.DatagramTransport):
@@ -488,7 +490,7 @@ class VirtualMessageInterface(interfaces.MessageInterface):  # type: ignore[misc
         return isinstance(remote, VirtualRemote) and remote.interface is self
 
 
-def _seed_managers(mman: Any, rng: random.Random) -> None:
+def _seed_managers(mman: Any, rng: SplitMix64) -> None:
     """Make a context's message and token managers draw from ``rng`` instead of the global
     generator: the initial message ID and token now, the first retransmission timeout of every
     CON later (aiocoap doubles it for the following ones)."""

@@ -162,7 +162,8 @@ class _SmallBlocks(resource.Resource):
 
 
 class FixtureDevice:
-    """A minimal device peer on 127.0.0.1 with an ephemeral port."""
+    """A minimal device peer on 127.0.0.1 with an ephemeral port (on a virtual-time loop: on
+    that loop's in-process network)."""
 
     def __init__(
         self,
@@ -233,9 +234,16 @@ class FixtureDevice:
         return None if self.package is None else hashlib.sha256(self.package).hexdigest()
 
     async def start(self) -> FixtureDevice:
-        self.ctx = await aiocoap.Context.create_server_context(
-            self.site, bind=("127.0.0.1", 0), transports=["udp6"]
-        )
+        from labkit.virtual.loop import running_virtual_loop
+
+        if running_virtual_loop() is not None:  # virtual time: the loop's in-process network
+            from labkit.coap import open_udp_context
+
+            self.ctx = await open_udp_context(self.site, "127.0.0.1", 0)
+        else:
+            self.ctx = await aiocoap.Context.create_server_context(
+                self.site, bind=("127.0.0.1", 0), transports=["udp6"]
+            )
         return self
 
     async def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Shared helpers of the server tests: run a scenario bounded in time, a server with a recorder."""
+"""Shared helpers of the server tests: run a scenario bounded in time (wall or virtual), a
+server with a recorder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 from labkit.events import Event
 from labkit.server import LwM2MServer
+from labkit.virtual.loop import VirtualEventLoop, current_clock
 
 T = TypeVar("T")
 
@@ -25,9 +27,26 @@ def run(scenario: Callable[[], Awaitable[T]], timeout: float = SCENARIO_TIMEOUT)
     return asyncio.run(main())
 
 
+def run_virtual(scenario: Callable[[], Awaitable[T]], timeout: float = SCENARIO_TIMEOUT) -> T:
+    """Run ``scenario()`` on a virtual-time loop (:mod:`labkit.virtual`), bounded by
+    ``timeout`` simulated seconds: for scenarios whose outcome a timeout decides, so that no
+    load on the machine can change it (servers and fixture devices use the loop's network)."""
+
+    async def main() -> T:
+        async with asyncio.timeout(timeout):
+            return await scenario()
+
+    loop = VirtualEventLoop(seed=1)
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
 @contextlib.asynccontextmanager
 async def running_server(**kwargs: Any) -> AsyncIterator[tuple[LwM2MServer, list[Event]]]:
     events: list[Event] = []
+    kwargs.setdefault("clock", current_clock())  # simulated time on a virtual-time loop
     server = LwM2MServer(on_event=events.append, **kwargs)
     await server.start()
     try:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import random
+from typing import Any
 
 import aiocoap
 import pytest
@@ -20,7 +21,7 @@ from labkit.server import (
     RequestTimeout,
 )
 from tests.server.fixture_device import FixtureDevice
-from tests.server.labhelpers import eventually, kinds, run, running_server
+from tests.server.labhelpers import eventually, kinds, run, run_virtual, running_server
 
 P = Path.of
 
@@ -156,7 +157,7 @@ def test_timeout_and_one_request_at_a_time() -> None:
             assert all(r.ok for r in results)
             assert slow.max_active == 1
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_write_execute_attributes_create_delete() -> None:
@@ -379,7 +380,7 @@ def test_queue_mode_request_waits_for_the_next_update() -> None:
             with pytest.raises(RequestTimeout):
                 await d.read("/3/0/3", timeout=0.2)
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_send_is_accepted_and_recorded() -> None:
@@ -491,23 +492,64 @@ def test_block1_stops_on_408_and_times_out_on_a_stalled_block() -> None:
                 await server.device("b").write("/5/0/0", _image(8000), timeout=0.3)
             assert stalling.seen == [0, 1]
 
-    run(scenario)
+    run_virtual(scenario)
+
+
+class _PacedBlocks(resource.Resource):
+    """/5/0/0 taking ``pace`` seconds over each 64-byte block (``stall`` over block ``stall_at``)
+    before handing it to :class:`FixtureDevice`'s own Block1 assembly."""
+
+    def __init__(self, inner: Any, pace: float, stall_at: int = -1, stall: float = 0.0):
+        super().__init__()
+        self.inner = inner  # the fixture's own /5/0/0 resource
+        self.pace, self.stall_at, self.stall = pace, stall_at, stall
+        self.seen: list[int] = []
+
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        return False
+
+    async def render_put(self, request: aiocoap.Message) -> aiocoap.Message:
+        number = request.opt.block1.block_number
+        self.seen.append(number)
+        await asyncio.sleep(self.stall if number == self.stall_at else self.pace)
+        return await self.inner.render_put(request)
+
+
+BLOCK_PACE_S = 0.4  # each block takes 0.4 simulated s: under the 0.5 s no-progress timeout
 
 
 def test_block1_timeout_follows_progress() -> None:
-    """A transfer much longer than the timeout succeeds while every block moves on."""
-    image = _image(256 * 1024)
+    """On virtual time: 256 blocks of 0.4 s each (102.4 s) under a 0.5 s timeout succeed,
+    because the timeout counts from the last progress; the same transfer with one block taking
+    0.6 s times out right there (so the timeout is really applied, per block)."""
+    image = _image(16 * 1024)
 
     async def scenario() -> None:
         async with running_server() as (server, _), FixtureDevice("long", small_blocks=64) as dev:
             await dev.register(server.uri)
             loop = asyncio.get_running_loop()
+            assembly = dev.site._resources[("5", "0", "0")]  # the fixture's _SmallBlocks
+            paced = _PacedBlocks(assembly, BLOCK_PACE_S)
+            dev.site.add_resource(["5", "0", "0"], paced)
             started = loop.time()
             resp = await server.device("long").write("/5/0/0", image, block_size=64, timeout=0.5)
+            took = loop.time() - started
             assert resp.ok and dev.package == image
-            assert loop.time() - started > 0.5  # longer than the timeout, yet not killed
+            assert paced.seen == list(range(256))
+            # 200 times the timeout, yet not cut: only the device's pace sets the duration
+            assert took == pytest.approx(256 * BLOCK_PACE_S, rel=0.01)
 
-    run(scenario)
+            stalled = _PacedBlocks(assembly, BLOCK_PACE_S, stall_at=100, stall=0.6)
+            dev.site.add_resource(["5", "0", "0"], stalled)
+            started = loop.time()
+            with pytest.raises(RequestTimeout):
+                await server.device("long").write("/5/0/0", image, block_size=64, timeout=0.5)
+            took = loop.time() - started
+            assert stalled.seen == list(range(101))
+            # cut 0.5 s after block 99 was acknowledged, while block 100 was still pending
+            assert took == pytest.approx(100 * BLOCK_PACE_S + 0.5, abs=0.05)
+
+    run_virtual(scenario, timeout=600)
 
 
 def test_device_gone_is_unreachable_or_timeout() -> None:
@@ -520,7 +562,7 @@ def test_device_gone_is_unreachable_or_timeout() -> None:
                 await server.device("gone").read("/3/0/3", timeout=1.0)
             assert kinds(events, "error")[-1].device == "gone"
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_observation_wait_for_and_dropped_on_deregister() -> None:
@@ -546,7 +588,7 @@ def test_observation_wait_for_and_dropped_on_deregister() -> None:
             with pytest.raises(StopAsyncIteration):
                 await obs.wait_for(lambda r: r.value == 3, timeout=1)
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 class _Fixed(resource.Resource):
@@ -592,4 +634,4 @@ def test_queued_request_follows_a_re_registration() -> None:
             assert not [x for x in before.log if x[0] == "GET"]
             assert [x[1] for x in after.log if x[0] == "GET"] == ["/3/0/3"]
 
-    run(scenario)
+    run_virtual(scenario)

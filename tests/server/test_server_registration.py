@@ -9,7 +9,7 @@ import pytest
 
 from labkit.server import DeviceNotRegistered, LwM2MServer, ServerError
 from tests.server.fixture_device import FixtureDevice
-from tests.server.labhelpers import eventually, kinds, run, running_server
+from tests.server.labhelpers import eventually, kinds, run, run_virtual, running_server
 
 
 def test_register_update_deregister() -> None:
@@ -238,7 +238,7 @@ def test_wait_for_registration_after_a_reboot() -> None:
             with pytest.raises(TimeoutError):
                 await server.wait_for_registration("never", timeout=0.1)
 
-    run(scenario)
+    run_virtual(scenario)
 
 
 def test_start_stop_and_repr() -> None:
