@@ -15,6 +15,7 @@ without a device are ignored except as the run's end time).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -224,17 +225,17 @@ def state_intervals(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _labels(
-    s: pd.Series, sel: np.ndarray, transform: Callable[[str], str]
+    column: tuple[np.ndarray, list[str]], sel: np.ndarray, transform: Callable[[str], str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of ``s`` at rows ``sel`` and the transformed label of each code.
+    """Codes of a categorical ``column`` (codes, categories) at rows ``sel`` and the
+    transformed label of each code.
 
     ``labels[codes]`` gives each row's label; the last label is ``""`` so a missing value
     (code -1) maps to it. Works per category, never per row.
     """
-    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
-    codes = cat.cat.codes.to_numpy()[sel]  # pandas' narrow codes dtype; -1 stays -1
-    labels = np.array([transform(str(c)) for c in cat.cat.categories] + [""], dtype=object)
-    return codes, labels
+    codes, names = column
+    labels = np.array([transform(c) for c in names] + [""], dtype=object)
+    return codes[sel], labels
 
 
 def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -333,44 +334,123 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
           or judged)
         - ``wave`` (Int16): last ``wave`` value of the device before its next attempt; NA
     """
+    return _attempts_of(_arrays_of(events))
+
+
+@dataclass(frozen=True, slots=True)
+class EventArrays:
+    """The columns :func:`attempts` reads, as full-length numpy arrays (codes of categorical
+    columns, -1 missing), plus accessors for the columns it needs only at some rows.
+
+    Built from a pandas event table (:func:`_arrays_of`) or straight from an Arrow table of
+    the run schema (:func:`labkit.record.runs.Run` does that), so a run's attempts never need
+    its whole pandas frame. Rows are in ``seq`` order.
+    """
+
+    n: int
+    device_dtype: pd.CategoricalDtype
+    device: np.ndarray
+    kind: np.ndarray  # KIND_DTYPE codes
+    ts: np.ndarray  # datetime64[us]
+    state: np.ndarray  # STATE_DTYPE codes
+    result: np.ndarray  # RESULT_DTYPE codes
+    source: np.ndarray  # SOURCE_DTYPE codes
+    decision: tuple[np.ndarray, list[str]]  # codes and categories
+    method: tuple[np.ndarray, list[str]]
+    protocol: tuple[np.ndarray, list[str]]
+    code: tuple[np.ndarray, list[str]]
+    retrans: np.ndarray  # bool: detail == "retransmission"
+    wave_valid: np.ndarray  # bool
+    version_valid: np.ndarray  # bool
+    wave_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    block_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    bytes_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    path_at: Callable[[np.ndarray], np.ndarray]  # object: stripped of blanks and "/", "" missing
+    version_at: Callable[[np.ndarray], np.ndarray]  # object, None missing
+
+
+def _float_at(s: pd.Series) -> Callable[[np.ndarray], np.ndarray]:
+    def at(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(s.take(rows).to_numpy(dtype=np.float64, na_value=np.nan))
+
+    return at
+
+
+def _codes_and_names(s: pd.Series) -> tuple[np.ndarray, list[str]]:
+    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
+def _arrays_of(events: pd.DataFrame) -> EventArrays:
+    """:class:`EventArrays` of a pandas event table (sorted by ``seq`` first if need be)."""
     ev = _by_seq(events)
     device = _device(ev["device"])
-    # full-length arrays stay in their narrow dtypes; only the selected rows are widened
-    dcode_all = device.cat.codes.to_numpy()
-    kcode_all = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
-    ts_all = _ts_array(ev["ts"])
-    run_end = ts_all.max() if len(ev) else np.datetime64("NaT", "us")
-    wanted = np.isin(
-        kcode_all,
-        [
-            _K[k]
-            for k in (
-                "fw_state",
-                "fw_result",
-                "fw_version",
-                "decision",
-                "request",
-                "block",
-                "campaign",
-            )
-        ],
+    detail = ev["detail"]
+    has_wave = "wave" in ev.columns
+    wave = ev["wave"] if has_wave else pd.Series(np.full(len(ev), np.nan))
+    version = ev["fw_version"]
+
+    def path_at(rows: np.ndarray) -> np.ndarray:
+        return _norm_path(ev["path"].take(rows))
+
+    def version_at(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(version.take(rows).to_numpy(dtype=object), dtype=object)
+
+    return EventArrays(
+        n=len(ev),
+        device_dtype=device.dtype,
+        device=device.cat.codes.to_numpy(),
+        kind=_cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy(),
+        ts=_ts_array(ev["ts"]),
+        state=_cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy(),
+        result=_cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy(),
+        source=_cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy(),
+        decision=_codes_and_names(ev["decision"]),
+        method=_codes_and_names(ev["method"]),
+        protocol=_codes_and_names(ev["protocol"]),
+        code=_codes_and_names(ev["code"]),
+        retrans=(detail == "retransmission").fillna(False).to_numpy(dtype=bool),
+        wave_valid=wave.notna().to_numpy(dtype=bool),
+        version_valid=version.notna().to_numpy(dtype=bool),
+        wave_at=_float_at(wave),
+        block_at=_float_at(ev["block"]),
+        bytes_at=_float_at(ev["bytes"]),
+        path_at=path_at,
+        version_at=version_at,
     )
-    detail_all = ev["detail"]
-    retrans_all = (detail_all == "retransmission").fillna(False).to_numpy(dtype=bool)
-    wave_all = ev["wave"].notna().to_numpy() if "wave" in ev.columns else np.zeros(len(ev), bool)
-    sel = np.flatnonzero((dcode_all >= 0) & (wanted | retrans_all | wave_all))
+
+
+def _attempts_of(a: EventArrays) -> pd.DataFrame:
+    """:func:`attempts` of the arrays of an event table.
+
+    The ``block`` rows (most of a run: one per block of every transfer) take no part in
+    deciding where attempts start and end; they are kept out of that work and assigned to
+    attempts afterwards (each belongs to the attempt of the device's previous other row,
+    unless that row ended it), then counted for ``blocks``, ``bytes`` and
+    ``retransmissions`` and looked at for the first ``protocol``, method hint and wave.
+    """
+    dcode_all = a.device
+    kcode_all = a.kind
+    run_end = a.ts.max() if a.n else np.datetime64("NaT", "us")
+    has_dev = dcode_all >= 0
+    is_block_all = kcode_all == _K["block"]
+    control_kinds = ("fw_state", "fw_result", "fw_version", "decision", "request", "campaign")
+    wanted = np.isin(kcode_all, [_K[k] for k in control_kinds])
+    sel = np.flatnonzero(has_dev & ~is_block_all & (wanted | a.retrans | a.wave_valid))
     sel = sel[_by_device(dcode_all[sel])]  # by device, then seq
+    bsel = np.flatnonzero(has_dev & is_block_all)
+    bsel = bsel[_by_device(dcode_all[bsel])]
+    del has_dev, is_block_all, wanted
     n = len(sel)
     d = dcode_all[sel].astype(np.int64)
     k = kcode_all[sel]
-    ts = ts_all[sel]
-    del ts_all
-    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
-    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
-    dec_codes, dec_labels = _labels(ev["decision"], sel, str.lower)
-    met_codes, met_labels = _labels(ev["method"], sel, str.strip)
-    pro_codes, pro_labels = _labels(ev["protocol"], sel, str.strip)
-    source = _cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy()[sel]
+    ts = a.ts[sel]
+    scode = a.state[sel].astype(np.int64)
+    rcode = a.result[sel].astype(np.int64)
+    dec_codes, dec_labels = _labels(a.decision, sel, str.lower)
+    met_codes, met_labels = _labels(a.method, sel, str.strip)
+    pro_codes, pro_labels = _labels(a.protocol, sel, str.strip)
+    source = a.source[sel]
     pos = np.arange(n)
 
     dev_starts = _group_starts(d)
@@ -409,8 +489,8 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     dec_push_pull = (k == _K["decision"]) & np.isin(dec_labels, ["push", "pull"])[dec_codes]
     is_request = k == _K["request"]
     requests = np.flatnonzero(is_request)
-    rpath = _norm_path(ev["path"].take(sel[requests]))  # per request row
-    code_codes, code_labels = _labels(ev["code"], sel[requests], str.strip)
+    rpath = a.path_at(sel[requests])  # per request row
+    code_codes, code_labels = _labels(a.code, sel[requests], str.strip)
     met_upper = np.array([m.upper() for m in met_labels], dtype=object)
     rmet = met_codes[requests]
     write_ok = np.isin(met_upper, ["PUT", "POST", ""])[rmet]  # "" = no method logged
@@ -461,6 +541,32 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     next_start = np.r_[a_start[1:], 0] if n_att else a_start
     upto = np.where(same_next, next_start - 1, dev_last[a_start] if n_att else a_start)
 
+    # block rows: each belongs to the attempt of its device's previous other row, unless that
+    # row ended it (then the block comes before the next attempt's start: in none)
+    span = a.n + 1
+    bd = dcode_all[bsel].astype(np.int64)
+    if n and len(bsel):
+        prev = np.searchsorted(d * span + sel, bd * span + bsel, side="right") - 1
+        pv = np.maximum(prev, 0)
+        b_att = np.where((prev >= 0) & (d[pv] == bd) & ~is_end[pv], row_att[pv], -1)
+        del prev, pv
+    else:
+        b_att = np.full(len(bsel), -1, dtype=np.int64)
+    bp = np.flatnonzero(b_att >= 0)
+    brows = bsel[bp]  # block rows in attempts, by device then seq
+    batt = b_att[bp]
+    del b_att
+
+    def first_of_both(ctrl_mask: np.ndarray, block_mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per attempt, its first row (in either kind of row) with the mask set: whether it
+        is a block row, its position among the control rows, among ``brows``; -1 if none."""
+        fc = _first_per_key(row_att, ctrl_mask, n_att)
+        fb = _first_per_key(batt, block_mask, n_att)
+        gc = np.where(fc >= 0, _take(sel, fc, 0), _NO_SEQ)
+        gb = np.where(fb >= 0, _take(brows, fb, 0), _NO_SEQ)
+        use_block = gb < gc
+        return use_block, np.where(use_block, -1, fc), np.where(use_block, fb, -1)
+
     # result: the final code, or the last result reported during an unfinished attempt
     last_res = np.full(n_att, -1, dtype=np.int64)
     rmask = is_result & in_att
@@ -474,21 +580,29 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     hint_names = np.array(["", "push", "pull"], dtype=object)
     met_lower = [m.lower() for m in met_labels]
     met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
-    hint = met_hint.astype(np.int8)[met_codes]
+    met_hint = met_hint.astype(np.int8)
+    hint = met_hint[met_codes]
     rhint = hint[requests]
     rhint = np.where((rhint == 0) & is_uri, 2, np.where((rhint == 0) & is_package, 1, rhint))
     hint[requests] = rhint
+    bmet_codes = a.method[0][brows]
+    bhint = met_hint[bmet_codes]
     first_dec = _first_per_key(row_att, dec_push_pull, n_att)
-    first_hint = _first_per_key(row_att, hint > 0, n_att)
+    hint_in_block, first_hint, first_bhint = first_of_both(hint > 0, bhint > 0)
+    a_hint = np.where(hint_in_block, _take(bhint, first_bhint, 0), _take(hint, first_hint, 0))
     a_method = np.where(
         first_dec >= 0,
         dec_labels[_take(dec_codes, first_dec, -1)],
-        np.where(first_hint >= 0, hint_names[_take(hint, first_hint, 0)], ""),
+        np.where(a_hint > 0, hint_names[a_hint], ""),
     )
     a_method = a_method.astype(object)
     a_method[a_method == ""] = None
-    first_pro = _first_per_key(row_att, pro_codes >= 0, n_att)
-    a_protocol = np.where(first_pro >= 0, pro_labels[_take(pro_codes, first_pro, -1)], None)
+    bpro_codes = a.protocol[0][brows]
+    pro_in_block, first_pro, first_bpro = first_of_both(pro_codes >= 0, bpro_codes >= 0)
+    a_pro_code = np.where(
+        pro_in_block, _take(bpro_codes, first_bpro, -1), _take(pro_codes, first_pro, -1)
+    )
+    a_protocol = np.where(a_pro_code >= 0, pro_labels[a_pro_code], None)
 
     # stage durations
     def stage_seconds(state: int) -> np.ndarray:
@@ -504,47 +618,56 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     a_update = stage_seconds(int(State.UPDATING))
 
     # blocks, bytes, retransmissions
-    is_block = (k == _K["block"]) & in_att
-    blk = ev["block"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-    nbytes = ev["bytes"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-    bp = np.flatnonzero(is_block)
-    dup_block = np.zeros(n, dtype=bool)
-    dup_source_block = np.zeros(n, dtype=bool)
+    blk = a.block_at(brows)
+    nbytes = a.bytes_at(brows)
     has_blk = ~np.isnan(blk)
-    if len(bp):
-        dup_block[bp] = _duplicated(row_att[bp], blk[bp]) & has_blk[bp]
+    dup_block = np.zeros(len(brows), dtype=bool)
+    dup_source_block = np.zeros(len(brows), dtype=bool)
+    if len(brows):
+        dup_block = _duplicated(batt, blk) & has_blk
         # per source: each side's record of a transfer is usually in block order, which
         # _duplicated checks without sorting (the sides interleave, so together they are not)
-        bsrc = source[bp]
+        bsrc = a.source[brows]
         sources = np.unique(bsrc)
         if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
-            dup_source_block[bp] = dup_block[bp]
+            dup_source_block = dup_block
         for src in sources if len(sources) > 1 else ():
-            rows = bp[bsrc == src]
-            dup_source_block[rows] = _duplicated(row_att[rows], blk[rows]) & has_blk[rows]
-    counted = is_block & ~dup_block
-    a_blocks = np.bincount(row_att[counted], minlength=n_att).astype(np.int64)
+            rows = np.flatnonzero(bsrc == src)
+            dup_source_block[rows] = _duplicated(batt[rows], blk[rows]) & has_blk[rows]
+    counted = ~dup_block
+    a_blocks = np.bincount(batt[counted], minlength=n_att).astype(np.int64)
     with_bytes = counted & ~np.isnan(nbytes)
-    a_bytes = np.bincount(row_att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
-    a_has_bytes = np.bincount(row_att[with_bytes], minlength=n_att) > 0
-    retrans = dup_source_block | (retrans_all[sel] & in_att & ~dup_source_block)
-    a_retrans = np.bincount(row_att[retrans & in_att], minlength=n_att).astype(np.int64)
+    a_bytes = np.bincount(batt[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+    a_has_bytes = np.bincount(batt[with_bytes], minlength=n_att) > 0
+    bretrans = dup_source_block | (a.retrans[brows] & ~dup_source_block)
+    cretrans = a.retrans[sel] & in_att
+    a_retrans = np.bincount(batt[bretrans], minlength=n_att).astype(np.int64)
+    a_retrans += np.bincount(row_att[cretrans], minlength=n_att).astype(np.int64)
 
     # firmware versions, final state, wave
-    is_version = (k == _K["fw_version"]) & ev["fw_version"].notna().to_numpy()[sel]
+    is_version = (k == _K["fw_version"]) & a.version_valid[sel]
     versions = np.full(n, None, dtype=object)
     version_rows = np.flatnonzero(is_version)
-    versions[version_rows] = ev["fw_version"].take(sel[version_rows]).to_numpy(dtype=object)
+    versions[version_rows] = a.version_at(sel[version_rows])
     before = _last_at_or_before(is_version, dev_first, a_start)
     after = _last_at_or_before(is_version, dev_first, upto)
     after = np.where(after > a_start, after, -1)
     state_pos = _last_at_or_before(is_state, dev_first, upto)
-    wave = (
-        ev["wave"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-        if "wave" in ev.columns
-        else np.full(n, np.nan)
-    )
+    wave_rows = np.flatnonzero(a.wave_valid[sel])
+    wave = np.full(n, np.nan)
+    wave[wave_rows] = a.wave_at(sel[wave_rows])
     wave_pos = _last_at_or_before(~np.isnan(wave), dev_first, upto)
+    a_wave = _take(wave, wave_pos, np.nan)
+    # a block row carrying a wave value: the device's last one before its next attempt
+    bwave = np.flatnonzero(a.wave_valid[bsel])
+    if len(bwave) and n_att:
+        wkey = bd[bwave] * span + bsel[bwave]
+        limit = np.where(same_next, _take(sel, next_start, 0) - 1, a.n)
+        j = np.searchsorted(wkey, a_dev * span + limit, side="right") - 1
+        jv = np.maximum(j, 0)
+        found = (j >= 0) & (bd[bwave][jv] == a_dev)
+        later = found & ((wave_pos < 0) | (bsel[bwave][jv] > _take(sel, wave_pos, -1)))
+        a_wave = np.where(later, a.wave_at(bsel[bwave])[jv], a_wave)
 
     result_cat = pd.Categorical.from_codes(a_result.astype(np.int64), dtype=RESULT_DTYPE)
     attempt_no = (
@@ -556,7 +679,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "device": pd.Categorical.from_codes(a_dev, dtype=device.dtype),
+            "device": pd.Categorical.from_codes(a_dev, dtype=a.device_dtype),
             "attempt": attempt_no.astype(np.int64),
             "method": _free_category(pd.Series(a_method, dtype=object)),
             "protocol": _free_category(pd.Series(a_protocol, dtype=object)),
@@ -580,7 +703,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
             "fw_after": pd.array(_take(np.asarray(versions, object), after, None), dtype="string"),
             "success": np.asarray(a_result == int(UpdateResult.SUCCESS), dtype=bool),
             "finished": np.asarray(a_finished, dtype=bool),
-            "wave": pd.array(_take(wave, wave_pos, np.nan), dtype="Float64").astype("Int16"),
+            "wave": pd.array(a_wave, dtype="Float64").astype("Int16"),
         }
     )
 
