@@ -4,9 +4,11 @@ This module owns the tables notebooks and plots read instead of raw events: /5 S
 for timelines (:func:`state_intervals`), per-device update attempts (:func:`attempts`), the
 PUSH-decision log with its link sample (:func:`decisions`), Update Result counts by cohort
 (:func:`result_counts`) and time-to-success survival tables (:func:`time_to_success`). Every
-function takes frames and returns a new tidy DataFrame with a RangeIndex; none reads files,
-mutates its input or draws. They are vectorised (sorting, cumulative sums, group-wise
-reductions) so they stay usable on tens of millions of events.
+function takes frames and returns a new tidy DataFrame with a RangeIndex; none mutates its input
+or draws. They are vectorised (sorting, cumulative sums, group-wise reductions) so they stay
+usable on tens of millions of events. :func:`attempts` and :func:`result_counts` also take a
+run (or its directory, read with :func:`labkit.record.read_run`): they then work on the run's
+Arrow columns (:func:`arrays_from_arrow`) and never build its pandas event table.
 
 Events are taken in ``seq`` order; "per device" means rows with the same ``device`` value (rows
 without a device are ignored except as the run's end time).
@@ -16,20 +18,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from labkit.events import KINDS
+from labkit.events import KINDS, SOURCES
 from labkit.lwm2m.objects import State, UpdateResult
 from labkit.record.schema import (
     KIND_DTYPE,
     RESULT_DTYPE,
+    RESULT_NAMES,
     SOURCE_DTYPE,
     STATE_DTYPE,
+    STATE_NAMES,
+    _chunk_numpy,
+    _dictionary_codes,
     _free_category,
+    _numpy_of,
 )
+
+if TYPE_CHECKING:
+    from labkit.record.runs import Run
 
 __all__ = [
     "FINAL_RESULTS",
@@ -266,7 +278,7 @@ def _norm_path(path: pd.Series) -> np.ndarray:
     return np.asarray(normalised.to_numpy(dtype=object), dtype=object)
 
 
-def attempts(events: pd.DataFrame) -> pd.DataFrame:
+def attempts(events: pd.DataFrame | Run | str | PathLike[str]) -> pd.DataFrame:
     """Per-device firmware update attempts.
 
     An attempt **starts** at the first of these rows for a device that has no open attempt:
@@ -305,6 +317,10 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     result the server observes only after the next attempt started (a lag longer than the
     back-off) ends that attempt.
 
+    ``events`` is an event table, or a run (:class:`~labkit.record.Run`) or run directory:
+    then the columns are taken from the run's Arrow tables without building its pandas event
+    table (the same attempts, several times faster on a large run).
+
     Returns
     -------
     pandas.DataFrame
@@ -334,7 +350,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
           or judged)
         - ``wave`` (Int16): last ``wave`` value of the device before its next attempt; NA
     """
-    return _attempts_of(_arrays_of(events))
+    return _attempts_of(_arrays(events))
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +397,7 @@ def _codes_and_names(s: pd.Series) -> tuple[np.ndarray, list[str]]:
     return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
 
 
-def _arrays_of(events: pd.DataFrame) -> EventArrays:
+def arrays_of(events: pd.DataFrame) -> EventArrays:
     """:class:`EventArrays` of a pandas event table (sorted by ``seq`` first if need be)."""
     ev = _by_seq(events)
     device = _device(ev["device"])
@@ -415,6 +431,95 @@ def _arrays_of(events: pd.DataFrame) -> EventArrays:
         wave_at=_float_at(wave),
         block_at=_float_at(ev["block"]),
         bytes_at=_float_at(ev["bytes"]),
+        path_at=path_at,
+        version_at=version_at,
+    )
+
+
+def _arrays(events: pd.DataFrame | Run | str | PathLike[str]) -> EventArrays:
+    if isinstance(events, pd.DataFrame):
+        return arrays_of(events)
+    from labkit.record.runs import Run, read_run
+
+    run = events if isinstance(events, Run) else read_run(events)
+    arrays = run.event_arrays()
+    assert isinstance(arrays, EventArrays)
+    return arrays
+
+
+def _chunks_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-width column without missing values as one numpy array (zero-copy for one
+    chunk)."""
+    parts = [_chunk_numpy(c)[0] for c in column.chunks if len(c)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
+    """:class:`EventArrays` of an Arrow table of exactly the run schema, sorted by ``seq``,
+    without building a pandas frame; None when a column needs the pandas path (a dictionary
+    value outside a fixed category, a missing value in a dictionary, missing ``ts``/``kind``).
+
+    The codes are those :func:`labkit.record.schema.frame_from_arrow` would give, so the
+    attempts equal those of the pandas table :func:`labkit.record.read_run` builds.
+    """
+    import pyarrow.compute as pc
+
+    if table.column("ts").null_count or table.column("kind").null_count:
+        return None
+    codes: dict[str, tuple[np.ndarray, list[str]]] = {}
+    fixed = {"kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES, "source": SOURCES}
+    for name in ("device", "kind", "state", "result", "source", "decision", "method",
+                 "protocol", "code"):
+        found = _dictionary_codes(table.column(name), fixed.get(name))
+        if found is None:
+            return None
+        codes[name] = found
+    device_codes, device_names = codes["device"]
+
+    def valid(name: str) -> np.ndarray:
+        return np.asarray(pc.is_valid(table.column(name)).to_numpy(), dtype=bool)
+
+    def float_at(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        def at(rows: np.ndarray) -> np.ndarray:
+            if not len(rows):
+                return np.zeros(0, dtype=np.float64)
+            values, missing = _numpy_of(table.column(name))
+            out = values[rows].astype(np.float64)
+            out[missing[rows]] = np.nan
+            return out
+
+        return at
+
+    def path_at(rows: np.ndarray) -> np.ndarray:
+        taken = table.column("path").take(pa.array(rows, pa.int64()))
+        return _norm_path(pd.Series(taken.to_pylist(), dtype="string"))
+
+    def version_at(rows: np.ndarray) -> np.ndarray:
+        taken = table.column("fw_version").take(pa.array(rows, pa.int64()))
+        return np.array(taken.to_pylist(), dtype=object)
+
+    retrans = pc.fill_null(pc.equal(table.column("detail"), "retransmission"), False)
+    return EventArrays(
+        n=table.num_rows,
+        device_dtype=pd.CategoricalDtype(pd.Index(device_names, dtype="str"), ordered=False),
+        device=device_codes,
+        kind=codes["kind"][0],
+        ts=_chunks_numpy(table.column("ts")).view("datetime64[us]"),
+        state=codes["state"][0],
+        result=codes["result"][0],
+        source=codes["source"][0],
+        decision=codes["decision"],
+        method=codes["method"],
+        protocol=codes["protocol"],
+        code=codes["code"],
+        retrans=np.asarray(retrans.to_numpy(), dtype=bool),
+        wave_valid=valid("wave"),
+        version_valid=valid("fw_version"),
+        wave_at=float_at("wave"),
+        block_at=float_at("block"),
+        bytes_at=float_at("bytes"),
         path_at=path_at,
         version_at=version_at,
     )
@@ -541,15 +646,17 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     next_start = np.r_[a_start[1:], 0] if n_att else a_start
     upto = np.where(same_next, next_start - 1, dev_last[a_start] if n_att else a_start)
 
-    # block rows: each belongs to the attempt of its device's previous other row, unless that
-    # row ended it (then the block comes before the next attempt's start: in none)
+    # block rows: each belongs to the attempt of its device that started before it, unless
+    # that attempt ended before it (then it precedes the device's next attempt: in none)
     span = a.n + 1
     bd = dcode_all[bsel].astype(np.int64)
-    if n and len(bsel):
-        prev = np.searchsorted(d * span + sel, bd * span + bsel, side="right") - 1
-        pv = np.maximum(prev, 0)
-        b_att = np.where((prev >= 0) & (d[pv] == bd) & ~is_end[pv], row_att[pv], -1)
-        del prev, pv
+    if n_att and len(bsel):
+        a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
+        a_end_row = np.where(a_finished, sel[a_last], a.n)
+        j = np.searchsorted(a_dev * span + a_row, bd * span + bsel, side="right") - 1
+        jv = np.maximum(j, 0)
+        b_att = np.where((j >= 0) & (a_dev[jv] == bd) & (bsel < a_end_row[jv]), j, -1)
+        del j, jv
     else:
         b_att = np.full(len(bsel), -1, dtype=np.int64)
     bp = np.flatnonzero(b_att >= 0)
@@ -628,7 +735,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
         # per source: each side's record of a transfer is usually in block order, which
         # _duplicated checks without sorting (the sides interleave, so together they are not)
         bsrc = a.source[brows]
-        sources = np.unique(bsrc)
+        sources = np.flatnonzero(np.bincount(bsrc.astype(np.int64) + 1)) - 1
         if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
             dup_source_block = dup_block
         for src in sources if len(sources) > 1 else ():
@@ -775,14 +882,17 @@ def decisions(events: pd.DataFrame) -> pd.DataFrame:
 # -- result counts and survival -------------------------------------------------------------
 
 
-def result_counts(data: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+def result_counts(
+    data: pd.DataFrame | Run | str | PathLike[str], by: str | Sequence[str] | None = None
+) -> pd.DataFrame:
     """How often each Update Result ended an attempt, overall or per group.
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        An attempts table (:func:`attempts`), or an event table, whose attempts are computed
-        first (counting raw ``fw_result`` rows would count re-reads and duplicates).
+    data : pandas.DataFrame, Run, str or Path
+        An attempts table (:func:`attempts`), or an event table, a run or a run directory,
+        whose attempts are computed first (counting raw ``fw_result`` rows would count
+        re-reads and duplicates).
     by : str or list of str, optional
         Columns of ``data`` to group by (``method``, ``fw_before``, ``wave``, ``device`` ...).
         Run-level parameters (policy, profile) are not event columns: add them first, e.g.
@@ -796,7 +906,9 @@ def result_counts(data: pd.DataFrame, by: str | Sequence[str] | None = None) -> 
         attempts without a result are left out; missing group values form their own group.
         Sorted by group then code; RangeIndex.
     """
-    if "kind" in data.columns and "attempt" not in data.columns:
+    if not isinstance(data, pd.DataFrame) or (
+        "kind" in data.columns and "attempt" not in data.columns
+    ):
         data = attempts(data)
     keys = _by_list(by)
     _check_columns(data, [*keys, "result"], "result_counts")

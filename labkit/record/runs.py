@@ -14,16 +14,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from labkit.events import KINDS, SOURCES
 from labkit.record.schema import (
+    RESULT_NAMES,
+    STATE_NAMES,
     SchemaError,
     arrow_schema,
     coerce,
@@ -85,21 +88,74 @@ def part_files(events_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Run:
     """One recorded run: where it is, its manifest and its typed event table.
 
     ``complete`` is False when the manifest has no ``finished_at`` (the recorder was never
     closed, e.g. the process was killed). ``skipped`` lists part files left out because they
     were unreadable (only with ``read_run(..., skip_broken=True)``).
+
+    ``events`` (the pandas event table) is built on first use: :func:`read_run` checks the
+    Arrow tables it read and keeps them, and :func:`labkit.record.attempts` and
+    :func:`labkit.record.result_counts` of a run work on those directly, without the pandas
+    frame of every column (on a run of millions of events that frame is most of the cost).
     """
 
-    path: Path
-    run_id: str
-    manifest: dict[str, Any]
-    events: pd.DataFrame
-    complete: bool
-    skipped: tuple[Path, ...] = field(default=())
+    __slots__ = ("_frame", "_table", "complete", "manifest", "path", "run_id", "skipped")
+
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        manifest: dict[str, Any],
+        events: pd.DataFrame | None,
+        complete: bool,
+        skipped: tuple[Path, ...] = (),
+        *,
+        table: pa.Table | None = None,
+    ) -> None:
+        if events is None and table is None:
+            raise ValueError("a Run needs its events or their Arrow table")
+        self.path = path
+        self.run_id = run_id
+        self.manifest = manifest
+        self.complete = complete
+        self.skipped = skipped
+        self._frame = events
+        self._table = table
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The validated event table (columns of :data:`labkit.record.schema.COLUMNS`),
+        sorted by ``seq``, RangeIndex; built from the Arrow tables on first use."""
+        if self._frame is None:
+            assert self._table is not None
+            events = frame_from_arrow(self._table)
+            try:
+                if events is None:  # read_run checked what would make this happen
+                    events = coerce(self._table.to_pandas())
+                validate(events)
+            except SchemaError as exc:
+                raise RunError(self.path / EVENTS_NAME, str(exc)) from exc
+            self._frame = events
+            self._table = None  # the frame owns its data now
+        return self._frame
+
+    @property
+    def n_events(self) -> int:
+        """The number of events (without building the event table)."""
+        return self._table.num_rows if self._frame is None else len(self._frame)
+
+    def event_arrays(self) -> Any:
+        """The columns :func:`labkit.record.attempts` reads (its internal
+        ``EventArrays``), from the Arrow tables while the pandas table is not built."""
+        from labkit.record.derived import arrays_from_arrow, arrays_of
+
+        if self._frame is None and self._table is not None:
+            found = arrays_from_arrow(self._table)
+            if found is not None:
+                return found
+        return arrays_of(self.events)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -111,7 +167,7 @@ class Run:
         """:func:`labkit.record.derived.attempts` of this run's events."""
         from labkit.record.derived import attempts
 
-        return attempts(self.events)
+        return attempts(self)
 
     def state_intervals(self) -> pd.DataFrame:
         """:func:`labkit.record.derived.state_intervals` of this run's events."""
@@ -127,7 +183,7 @@ class Run:
 
     def __repr__(self) -> str:
         status = "complete" if self.complete else "incomplete"
-        return f"<Run {self.run_id} {status}, {len(self.events)} events, {self.path}>"
+        return f"<Run {self.run_id} {status}, {self.n_events} events, {self.path}>"
 
     def _repr_html_(self) -> str:
         devices = self.events["device"].nunique() if len(self.events) else 0
@@ -249,6 +305,40 @@ def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
     return frame
 
 
+_NOT_NULL = ("ts", "seq", "run_id", "source", "kind")
+_FIXED = {"source": SOURCES, "kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES}
+_FREE = ("run_id", "device", "decision", "method", "protocol", "code")
+
+
+def _clean_table(tables: list[tuple[pa.Table, bool]], run_id: str) -> pa.Table | None:
+    """The parts as one table when it is certain to pass validation as it is: every part
+    written with the schema, no missing ``ts``/``seq``/``run_id``/``source``/``kind``, fixed
+    categories within theirs, no missing value in a dictionary, ``seq`` strictly increasing
+    and only ``run_id`` as run id. None otherwise (the full path then repairs or reports)."""
+    if not tables or not all(exact for _, exact in tables):
+        return None
+    parts = [t for t, _ in tables]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    if not table.num_rows or any(table.column(n).null_count for n in _NOT_NULL):
+        return None
+    for name, allowed in _FIXED.items():
+        names = set(allowed)
+        for chunk in table.column(name).chunks:
+            d = chunk.dictionary
+            if d.null_count or not names.issuperset(d.to_pylist()):
+                return None
+    for name in _FREE:
+        if any(chunk.dictionary.null_count for chunk in table.column(name).chunks):
+            return None
+    if any(chunk.dictionary.to_pylist() != [run_id] for chunk in table.column("run_id").chunks
+           if len(chunk)):
+        return None
+    seq = np.concatenate([c.to_numpy() for c in table.column("seq").chunks])
+    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+        return None
+    return table
+
+
 def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
     """Load one run directory.
 
@@ -278,6 +368,17 @@ def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
     manifest = _read_manifest(run_dir)
     run_id = manifest["run_id"]
     tables, skipped = _read_tables(run_dir / EVENTS_NAME, skip_broken)
+    table = _clean_table(tables, run_id)
+    if table is not None:  # the event table is built when first used
+        return Run(
+            path=run_dir,
+            run_id=run_id,
+            manifest=manifest,
+            events=None,
+            complete=manifest.get("finished_at") is not None,
+            skipped=tuple(skipped),
+            table=table,
+        )
     try:
         events = _tables_to_frame(tables)
         validate(events)
@@ -435,7 +536,7 @@ def load_attempts(
     frames: list[pd.DataFrame] = []
     for item in runs:
         run = item if isinstance(item, Run) else read_run(item)
-        att = attempts(run.events).reset_index(drop=True)
+        att = attempts(run).reset_index(drop=True)
         frames.append(pd.concat([_run_head(run, len(att), params, att.columns), att], axis=1))
     if not frames:
         head = {"run_id": pd.Series([], dtype="string")}
