@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -441,7 +442,7 @@ def _arrays(events: pd.DataFrame | Run | str | PathLike[str]) -> EventArrays:
         return arrays_of(events)
     from labkit.record.runs import Run, read_run
 
-    run = events if isinstance(events, Run) else read_run(events)
+    run = events if isinstance(events, Run) else read_run(Path(events))
     arrays = run.event_arrays()
     assert isinstance(arrays, EventArrays)
     return arrays
@@ -709,7 +710,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     a_pro_code = np.where(
         pro_in_block, _take(bpro_codes, first_bpro, -1), _take(pro_codes, first_pro, -1)
     )
-    a_protocol = np.where(a_pro_code >= 0, pro_labels[a_pro_code], None)
+    a_protocol = np.where(a_pro_code >= 0, pro_labels[a_pro_code], np.array(None, dtype=object))
 
     # stage durations
     def stage_seconds(state: int) -> np.ndarray:

@@ -144,7 +144,10 @@ class Run:
     @property
     def n_events(self) -> int:
         """The number of events (without building the event table)."""
-        return self._table.num_rows if self._frame is None else len(self._frame)
+        if self._frame is not None:
+            return len(self._frame)
+        assert self._table is not None
+        return int(self._table.num_rows)
 
     def event_arrays(self) -> Any:
         """The columns :func:`labkit.record.attempts` reads (its internal

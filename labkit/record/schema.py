@@ -501,8 +501,8 @@ def _dictionary_codes(
             key = id(chunk_names)
             seen_of[key] = seen | seen_of[key] if key in seen_of else seen
         for chunk_names in names:
-            seen = seen_of.pop(id(chunk_names), None)
-            if seen is not None:
+            if id(chunk_names) in seen_of:
+                seen = seen_of.pop(id(chunk_names))
                 present.update(chunk_names[j] for j in np.flatnonzero(seen))
         categories = sorted(present)
     dtype = _code_dtype(len(categories))
