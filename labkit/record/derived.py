@@ -252,8 +252,12 @@ def _labels(
 
 
 def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Rows whose (key, value) pair occurred in an earlier row (values: float, NaN allowed)."""
-    v = np.where(np.isnan(values), -1, values).astype(np.int64)
+    """Rows whose (key, value) pair occurred in an earlier row (values: float, NaN allowed;
+    or int64 >= -1 with -1 for a missing value)."""
+    if values.dtype.kind == "i":
+        v = values
+    else:
+        v = np.where(np.isnan(values), -1, values).astype(np.int64)
     span = int(v.max()) + 2 if len(v) else 1
     if len(keys) and int(keys.max()) < np.iinfo(np.int64).max // span - 1 and v.min() >= -1:
         combined = keys.astype(np.int64) * span + (v + 1)
@@ -271,6 +275,8 @@ def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         ranked = combined[order]
         out[order[1:]] = ranked[1:] == ranked[:-1]
         return out
+    if values.dtype.kind == "i":
+        values = np.where(values < 0, np.nan, values)
     return np.asarray(pd.DataFrame({"k": keys, "v": values}).duplicated().to_numpy(), dtype=bool)
 
 
@@ -380,7 +386,7 @@ class EventArrays:
     wave_valid: np.ndarray  # bool
     version_valid: np.ndarray  # bool
     wave_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
-    block_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    block_at: Callable[[np.ndarray], np.ndarray]  # float64 NaN missing, or int64 >= -1 (-1)
     bytes_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
     path_at: Callable[[np.ndarray], np.ndarray]  # object: stripped of blanks and "/", "" missing
     version_at: Callable[[np.ndarray], np.ndarray]  # object, None missing
@@ -482,6 +488,16 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
     def valid(name: str) -> np.ndarray:
         return np.asarray(pc.is_valid(table.column(name)).to_numpy(), dtype=bool)
 
+    def block_at(rows: np.ndarray) -> np.ndarray:
+        """Block numbers as int64, -1 where missing (float64 if a number is negative)."""
+        lowest = pc.min(table.column("block")).as_py()
+        if lowest is not None and lowest < 0:
+            return float_at("block")(rows)
+        values, missing = _numpy_of(table.column("block"))
+        out = values[rows].astype(np.int64, copy=False)
+        out[missing[rows]] = -1
+        return out
+
     def float_at(name: str) -> Callable[[np.ndarray], np.ndarray]:
         def at(rows: np.ndarray) -> np.ndarray:
             if not len(rows):
@@ -519,7 +535,7 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
         wave_valid=valid("wave"),
         version_valid=valid("fw_version"),
         wave_at=float_at("wave"),
-        block_at=float_at("block"),
+        block_at=block_at,
         bytes_at=float_at("bytes"),
         path_at=path_at,
         version_at=version_at,
@@ -654,10 +670,14 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     if n_att and len(bsel):
         a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
         a_end_row = np.where(a_finished, sel[a_last], a.n)
-        j = np.searchsorted(a_dev * span + a_row, bd * span + bsel, side="right") - 1
+        # block rows and attempts are both in (device, row) order: where each attempt's start
+        # falls among the blocks (a search per attempt, not per block), and each block's
+        # latest attempt start as a running count of those places
+        first_block = np.searchsorted(bd * span + bsel, a_dev * span + a_row, side="right")
+        j = np.cumsum(np.bincount(first_block, minlength=len(bsel) + 1)[:-1]) - 1
         jv = np.maximum(j, 0)
         b_att = np.where((j >= 0) & (a_dev[jv] == bd) & (bsel < a_end_row[jv]), j, -1)
-        del j, jv
+        del j, jv, first_block
     else:
         b_att = np.full(len(bsel), -1, dtype=np.int64)
     bp = np.flatnonzero(b_att >= 0)
@@ -728,7 +748,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     # blocks, bytes, retransmissions
     blk = a.block_at(brows)
     nbytes = a.bytes_at(brows)
-    has_blk = ~np.isnan(blk)
+    has_blk = blk >= 0 if blk.dtype.kind == "i" else ~np.isnan(blk)
     dup_block = np.zeros(len(brows), dtype=bool)
     dup_source_block = np.zeros(len(brows), dtype=bool)
     if len(brows):
