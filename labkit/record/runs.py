@@ -101,7 +101,7 @@ class Run:
     frame of every column (on a run of millions of events that frame is most of the cost).
     """
 
-    __slots__ = ("_frame", "_table", "complete", "manifest", "path", "run_id", "skipped")
+    __slots__ = ("_frame", "_late", "_table", "complete", "manifest", "path", "run_id", "skipped")
 
     def __init__(
         self,
@@ -113,6 +113,7 @@ class Run:
         skipped: tuple[Path, ...] = (),
         *,
         table: pa.Table | None = None,
+        late: tuple[Path, ...] = (),
     ) -> None:
         if events is None and table is None:
             raise ValueError("a Run needs its events or their Arrow table")
@@ -123,6 +124,7 @@ class Run:
         self.skipped = skipped
         self._frame = events
         self._table = table
+        self._late = late  # the parts to read the columns missing from ``table`` from
 
     @property
     def events(self) -> pd.DataFrame:
@@ -130,16 +132,35 @@ class Run:
         sorted by ``seq``, RangeIndex; built from the Arrow tables on first use."""
         if self._frame is None:
             assert self._table is not None
-            events = frame_from_arrow(self._table)
+            table = self._whole_table()
+            events = frame_from_arrow(table)
             try:
                 if events is None:  # read_run checked what would make this happen
-                    events = coerce(self._table.to_pandas())
+                    events = coerce(table.to_pandas())
                 validate(events)
             except SchemaError as exc:
                 raise RunError(self.path / EVENTS_NAME, str(exc)) from exc
             self._frame = events
             self._table = None  # the frame owns its data now
         return self._frame
+
+    def _whole_table(self) -> pa.Table:
+        """The Arrow table with every column of the schema (reading the late ones)."""
+        assert self._table is not None
+        if not self._late:
+            return self._table
+        names = [n for n in arrow_schema().names if n not in self._table.column_names]
+        try:
+            late = [pq.read_table(p, columns=names) for p in self._late]
+        except (pa.ArrowException, OSError) as exc:
+            raise RunError(self.path / EVENTS_NAME, f"cannot read the run again: {exc}") from exc
+        extra = late[0] if len(late) == 1 else pa.concat_tables(late)
+        if extra.num_rows != self._table.num_rows:
+            raise RunError(self.path / EVENTS_NAME, "the part files changed since they were read")
+        columns = {**dict(zip(self._table.column_names, self._table.columns, strict=True)),
+                   **dict(zip(extra.column_names, extra.columns, strict=True))}
+        schema = arrow_schema()
+        return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
 
     @property
     def n_events(self) -> int:
@@ -231,11 +252,17 @@ def _event_files(events_path: Path) -> list[Path]:
     return part_files(events_path)
 
 
-def _read_part(part: Path) -> tuple[pa.Table, bool]:
+def _read_part(part: Path, columns: Sequence[str] | None = None) -> tuple[pa.Table, bool]:
     """One part file as a table of the schema, and whether it was written with that schema
-    (False: its columns were cast); RunError if it is truncated or foreign."""
+    (False: its columns were cast); RunError if it is truncated or foreign. ``columns``: read
+    only those when the part was written with the schema (all of them otherwise)."""
     target = arrow_schema()
     try:
+        if columns is not None:
+            written = pq.read_schema(part)
+            if written.equals(target, check_metadata=False):
+                table = pq.read_table(part, columns=list(columns))
+                return table.replace_schema_metadata(None), True
         table = pq.read_table(part)
     except FileNotFoundError:
         raise
@@ -253,9 +280,10 @@ def _read_part(part: Path) -> tuple[pa.Table, bool]:
 
 
 def _read_tables(
-    events_path: Path, skip_broken: bool
-) -> tuple[list[tuple[pa.Table, bool]], list[Path]]:
-    """Read every part; cope with parts removed by a compaction running meanwhile.
+    events_path: Path, skip_broken: bool, columns: Sequence[str] | None = None
+) -> tuple[list[tuple[pa.Table, bool]], list[Path], list[Path]]:
+    """Read every part (the tables, the parts skipped, the parts read in order); cope with
+    parts removed by a compaction running meanwhile.
 
     A compaction writes the merged part (with a higher number) before removing the old ones,
     so when a listed part has vanished the directory is listed again and the new parts read;
@@ -269,7 +297,7 @@ def _read_tables(
             if part in tables or part in skipped:
                 continue
             try:
-                tables[part] = _read_part(part)
+                tables[part] = _read_part(part, columns)
             except FileNotFoundError:
                 vanished = True
             except RunError:
@@ -281,7 +309,7 @@ def _read_tables(
     else:
         raise RunError(events_path, "part files kept disappearing while reading")
     ordered = sorted(tables, key=lambda p: (len(p.name), p.name))
-    return [tables[p] for p in ordered], skipped
+    return [tables[p] for p in ordered], skipped, ordered
 
 
 def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
@@ -308,6 +336,8 @@ def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
     return frame
 
 
+#: Columns :func:`labkit.record.attempts` never reads: read on first use of ``Run.events``.
+_LATE = ("rssi_dbm", "link_quality", "battery", "reason", "rtt_ms")
 _NOT_NULL = ("ts", "seq", "run_id", "source", "kind")
 _FIXED = {"source": SOURCES, "kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES}
 _FREE = ("run_id", "device", "decision", "method", "protocol", "code")
@@ -370,7 +400,11 @@ def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
         raise RunError(run_dir, "not a directory (expected a run directory)")
     manifest = _read_manifest(run_dir)
     run_id = manifest["run_id"]
-    tables, skipped = _read_tables(run_dir / EVENTS_NAME, skip_broken)
+    complete = manifest.get("finished_at") is not None
+    # a closed run's parts no longer change: the columns attempts() never reads are read when
+    # the event table is first used (an open run is read whole: a compaction may follow)
+    columns = [n for n in arrow_schema().names if n not in _LATE] if complete else None
+    tables, skipped, parts = _read_tables(run_dir / EVENTS_NAME, skip_broken, columns)
     table = _clean_table(tables, run_id)
     if table is not None:  # the event table is built when first used
         return Run(
@@ -378,10 +412,13 @@ def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
             run_id=run_id,
             manifest=manifest,
             events=None,
-            complete=manifest.get("finished_at") is not None,
+            complete=complete,
             skipped=tuple(skipped),
             table=table,
+            late=tuple(parts) if columns is not None else (),
         )
+    if columns is not None:  # the full path: every column
+        tables, skipped, _ = _read_tables(run_dir / EVENTS_NAME, skip_broken)
     try:
         events = _tables_to_frame(tables)
         validate(events)

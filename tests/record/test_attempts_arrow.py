@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from labkit.events import Event
-from labkit.record import Recorder, attempts, read_run, result_counts
+from labkit.record import Recorder, RunError, attempts, read_run, result_counts
 from labkit.record.derived import _attempts_of, arrays_from_arrow
 from labkit.record.runs import part_files
-from labkit.record.schema import empty_frame
+from labkit.record.schema import coerce, empty_frame
 from tests.record.record_events import T0, scenario
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
@@ -165,3 +165,18 @@ def test_events_are_built_on_first_use_and_equal_the_recorded_table(tmp_path: Pa
     first = run.events
     assert run.events is first  # built once
     pd.testing.assert_frame_equal(attempts(run), attempts(first))
+
+
+def test_late_columns_of_a_closed_run_are_read_with_the_event_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    record(run_dir, scenario(), parts=2).close()
+    (part,) = part_files(run_dir / "events.parquet")
+    whole = coerce(pq.read_table(part).to_pandas())
+    assert whole["rssi_dbm"].notna().any() and whole["reason"].notna().any()
+    pd.testing.assert_frame_equal(read_run(run_dir).events, whole)
+
+    run = read_run(run_dir)
+    part.unlink()  # gone before the event table was built: said, not half a table
+    with pytest.raises(RunError):
+        _ = run.events
+    assert len(attempts(run)) == len(attempts(whole))  # read already: still there
