@@ -17,6 +17,7 @@ without a device are ignored except as the run's end time).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -60,6 +61,7 @@ FINAL_RESULTS: tuple[UpdateResult, ...] = tuple(
 )
 _K = {name: i for i, name in enumerate(KINDS)}
 _NO_SEQ = np.iinfo(np.int64).max
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-attempts")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -542,6 +544,38 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
     )
 
 
+def _block_counts(
+    a: EventArrays, brows: np.ndarray, batt: np.ndarray, n_att: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per attempt, from its block rows (``brows``, by device then seq; ``batt`` their
+    attempts): distinct blocks, bytes, whether any block carried bytes, and the block rows
+    that are retransmissions."""
+    blk = a.block_at(brows)
+    nbytes = a.bytes_at(brows)
+    has_blk = blk >= 0 if blk.dtype.kind == "i" else ~np.isnan(blk)
+    dup_block = np.zeros(len(brows), dtype=bool)
+    dup_source_block = np.zeros(len(brows), dtype=bool)
+    if len(brows):
+        dup_block = _duplicated(batt, blk) & has_blk
+        # per source: each side's record of a transfer is usually in block order, which
+        # _duplicated checks without sorting (the sides interleave, so together they are not)
+        bsrc = a.source[brows]
+        sources = np.flatnonzero(np.bincount(bsrc.astype(np.int64) + 1)) - 1
+        if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
+            dup_source_block = dup_block
+        for src in sources if len(sources) > 1 else ():
+            rows = np.flatnonzero(bsrc == src)
+            dup_source_block[rows] = _duplicated(batt[rows], blk[rows]) & has_blk[rows]
+    counted = ~dup_block
+    a_blocks = np.bincount(batt[counted], minlength=n_att).astype(np.int64)
+    with_bytes = counted & ~np.isnan(nbytes)
+    a_bytes = np.bincount(batt[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+    a_has_bytes = np.bincount(batt[with_bytes], minlength=n_att) > 0
+    bretrans = dup_source_block | (a.retrans[brows] & ~dup_source_block)
+    a_retrans = np.bincount(batt[bretrans], minlength=n_att).astype(np.int64)
+    return a_blocks, a_bytes, a_has_bytes, a_retrans
+
+
 def _attempts_of(a: EventArrays) -> pd.DataFrame:
     """:func:`attempts` of the arrays of an event table.
 
@@ -684,6 +718,9 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     brows = bsel[bp]  # block rows in attempts, by device then seq
     batt = b_att[bp]
     del b_att
+    # the block counts need nothing else: a second core counts them meanwhile (numpy lets
+    # go of the GIL in its loops)
+    counting = _POOL.submit(_block_counts, a, brows, batt, n_att)
 
     def first_of_both(ctrl_mask: np.ndarray, block_mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per attempt, its first row (in either kind of row) with the mask set: whether it
@@ -745,31 +782,9 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     a_download = stage_seconds(downloading)
     a_update = stage_seconds(int(State.UPDATING))
 
-    # blocks, bytes, retransmissions
-    blk = a.block_at(brows)
-    nbytes = a.bytes_at(brows)
-    has_blk = blk >= 0 if blk.dtype.kind == "i" else ~np.isnan(blk)
-    dup_block = np.zeros(len(brows), dtype=bool)
-    dup_source_block = np.zeros(len(brows), dtype=bool)
-    if len(brows):
-        dup_block = _duplicated(batt, blk) & has_blk
-        # per source: each side's record of a transfer is usually in block order, which
-        # _duplicated checks without sorting (the sides interleave, so together they are not)
-        bsrc = a.source[brows]
-        sources = np.flatnonzero(np.bincount(bsrc.astype(np.int64) + 1)) - 1
-        if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
-            dup_source_block = dup_block
-        for src in sources if len(sources) > 1 else ():
-            rows = np.flatnonzero(bsrc == src)
-            dup_source_block[rows] = _duplicated(batt[rows], blk[rows]) & has_blk[rows]
-    counted = ~dup_block
-    a_blocks = np.bincount(batt[counted], minlength=n_att).astype(np.int64)
-    with_bytes = counted & ~np.isnan(nbytes)
-    a_bytes = np.bincount(batt[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
-    a_has_bytes = np.bincount(batt[with_bytes], minlength=n_att) > 0
-    bretrans = dup_source_block | (a.retrans[brows] & ~dup_source_block)
+    # blocks, bytes, retransmissions (counted in a thread meanwhile)
+    a_blocks, a_bytes, a_has_bytes, a_retrans = counting.result()
     cretrans = a.retrans[sel] & in_att
-    a_retrans = np.bincount(batt[bretrans], minlength=n_att).astype(np.int64)
     a_retrans += np.bincount(row_att[cretrans], minlength=n_att).astype(np.int64)
 
     # firmware versions, final state, wave
