@@ -721,12 +721,20 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     # the block counts need nothing else: a second core counts them meanwhile (numpy lets
     # go of the GIL in its loops)
     counting = _POOL.submit(_block_counts, a, brows, batt, n_att)
+    b_first = np.full(n_att, -1, dtype=np.int64)  # each attempt's first block row
+    b_starts = _group_starts(batt)
+    b_first[batt[b_starts]] = b_starts
 
     def first_of_both(ctrl_mask: np.ndarray, block_mask: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per attempt, its first row (in either kind of row) with the mask set: whether it
         is a block row, its position among the control rows, among ``brows``; -1 if none."""
         fc = _first_per_key(row_att, ctrl_mask, n_att)
-        fb = _first_per_key(batt, block_mask, n_att)
+        if not block_mask.any():  # usual for method hints: no block row carries one
+            fb = np.full(n_att, -1, dtype=np.int64)
+        elif block_mask.all():  # usual for protocols: every block row carries one
+            fb = b_first
+        else:
+            fb = _first_per_key(batt, block_mask, n_att)
         gc = np.where(fc >= 0, _take(sel, fc, 0), _NO_SEQ)
         gb = np.where(fb >= 0, _take(brows, fb, 0), _NO_SEQ)
         use_block = gb < gc
