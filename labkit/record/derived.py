@@ -479,9 +479,14 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
         return None
     codes: dict[str, tuple[np.ndarray, list[str]]] = {}
     fixed = {"kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES, "source": SOURCES}
-    for name in ("device", "kind", "state", "result", "source", "decision", "method",
-                 "protocol", "code"):
-        found = _dictionary_codes(table.column(name), fixed.get(name))
+    names = ("device", "kind", "state", "result", "source", "decision", "method", "protocol",
+             "code")
+    # half the columns decoded in the second thread (numpy lets go of the GIL in its loops)
+    elsewhere = {n: _POOL.submit(_dictionary_codes, table.column(n), fixed.get(n))
+                 for n in names[1::2]}
+    found_here = {n: _dictionary_codes(table.column(n), fixed.get(n)) for n in names[::2]}
+    for name in names:
+        found = found_here[name] if name in found_here else elsewhere[name].result()
         if found is None:
             return None
         codes[name] = found
