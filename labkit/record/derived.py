@@ -705,20 +705,33 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     # block rows: each belongs to the attempt of its device that started before it, unless
     # that attempt ended before it (then it precedes the device's next attempt: in none)
     span = a.n + 1
-    bd = dcode_all[bsel].astype(np.int64)
+    # (the block-row arrays are the largest here: narrow dtypes where they fit)
+    index_type = np.int32 if a.n < np.iinfo(np.int32).max else np.int64
+    bsel = bsel.astype(index_type, copy=False)
+    bd = dcode_all[bsel]  # device codes, narrow
     if n_att and len(bsel):
         a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
-        a_end_row = np.where(a_finished, sel[a_last], a.n)
+        a_end_row = np.where(a_finished, sel[a_last], a.n).astype(index_type)
         # block rows and attempts are both in (device, row) order: where each attempt's start
         # falls among the blocks (a search per attempt, not per block), and each block's
         # latest attempt start as a running count of those places
-        first_block = np.searchsorted(bd * span + bsel, a_dev * span + a_row, side="right")
-        j = np.cumsum(np.bincount(first_block, minlength=len(bsel) + 1)[:-1]) - 1
+        bkey = bd.astype(np.int64)
+        bkey *= span
+        bkey += bsel
+        first_block = np.searchsorted(bkey, a_dev * span + a_row, side="right")
+        del bkey
+        j: np.ndarray = np.cumsum(
+            np.bincount(first_block, minlength=len(bsel) + 1)[:-1], dtype=index_type
+        )
+        j -= 1
         jv = np.maximum(j, 0)
-        b_att = np.where((j >= 0) & (a_dev[jv] == bd) & (bsel < a_end_row[jv]), j, -1)
-        del j, jv, first_block
+        ok = a_dev.astype(bd.dtype)[jv] == bd
+        ok &= j >= 0
+        ok &= bsel < a_end_row[jv]
+        b_att = np.where(ok, j, -1)
+        del j, jv, ok, first_block
     else:
-        b_att = np.full(len(bsel), -1, dtype=np.int64)
+        b_att = np.full(len(bsel), -1, dtype=index_type)
     bp = np.flatnonzero(b_att >= 0)
     brows = bsel[bp]  # block rows in attempts, by device then seq
     batt = b_att[bp]
@@ -741,7 +754,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
         else:
             fb = _first_per_key(batt, block_mask, n_att)
         gc = np.where(fc >= 0, _take(sel, fc, 0), _NO_SEQ)
-        gb = np.where(fb >= 0, _take(brows, fb, 0), _NO_SEQ)
+        gb = np.where(fb >= 0, _take(brows, fb, 0).astype(np.int64), _NO_SEQ)
         use_block = gb < gc
         return use_block, np.where(use_block, -1, fc), np.where(use_block, fb, -1)
 
@@ -817,7 +830,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     # a block row carrying a wave value: the device's last one before its next attempt
     bwave = np.flatnonzero(a.wave_valid[bsel])
     if len(bwave) and n_att:
-        wkey = bd[bwave] * span + bsel[bwave]
+        wkey = bd[bwave].astype(np.int64) * span + bsel[bwave]
         limit = np.where(same_next, _take(sel, next_start, 0) - 1, a.n)
         j = np.searchsorted(wkey, a_dev * span + limit, side="right") - 1
         jv = np.maximum(j, 0)
