@@ -7,8 +7,9 @@ PUSH-decision log with its link sample (:func:`decisions`), Update Result counts
 function takes frames and returns a new tidy DataFrame with a RangeIndex; none mutates its input
 or draws. They are vectorised (sorting, cumulative sums, group-wise reductions) so they stay
 usable on tens of millions of events. :func:`attempts` and :func:`result_counts` also take a
-run (or its directory, read with :func:`labkit.record.read_run`): they then work on the run's
-Arrow columns (:func:`arrays_from_arrow`) and never build its pandas event table.
+run (:func:`labkit.record.read_run`; anything with ``event_arrays()``, :class:`EventSource`):
+they then work on the run's Arrow columns (:func:`arrays_from_arrow`) and never build its
+pandas event table.
 
 Events are taken in ``seq`` order; "per device" means rows with the same ``device`` value (rows
 without a device are ignored except as the run's end time).
@@ -19,9 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from os import PathLike
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,9 +40,6 @@ from labkit.record.schema import (
     _free_category,
     _numpy_of,
 )
-
-if TYPE_CHECKING:
-    from labkit.record.runs import Run
 
 __all__ = [
     "FINAL_RESULTS",
@@ -287,7 +283,7 @@ def _norm_path(path: pd.Series) -> np.ndarray:
     return np.asarray(normalised.to_numpy(dtype=object), dtype=object)
 
 
-def attempts(events: pd.DataFrame | Run | str | PathLike[str]) -> pd.DataFrame:
+def attempts(events: pd.DataFrame | EventSource) -> pd.DataFrame:
     """Per-device firmware update attempts.
 
     An attempt **starts** at the first of these rows for a device that has no open attempt:
@@ -326,9 +322,10 @@ def attempts(events: pd.DataFrame | Run | str | PathLike[str]) -> pd.DataFrame:
     result the server observes only after the next attempt started (a lag longer than the
     back-off) ends that attempt.
 
-    ``events`` is an event table, or a run (:class:`~labkit.record.Run`) or run directory:
-    then the columns are taken from the run's Arrow tables without building its pandas event
-    table (the same attempts, several times faster on a large run).
+    ``events`` is an event table, or a run (:class:`~labkit.record.Run`, from
+    :func:`~labkit.record.read_run`): then the columns are taken from the run's Arrow tables
+    without building its pandas event table (the same attempts, several times faster on a
+    large run).
 
     Returns
     -------
@@ -445,13 +442,19 @@ def arrays_of(events: pd.DataFrame) -> EventArrays:
     )
 
 
-def _arrays(events: pd.DataFrame | Run | str | PathLike[str]) -> EventArrays:
+class EventSource(Protocol):
+    """What :func:`attempts` takes besides a frame: a loaded run
+    (:class:`labkit.record.Run`), which gives the columns from its Arrow tables."""
+
+    def event_arrays(self) -> EventArrays: ...
+
+
+def _arrays(events: pd.DataFrame | EventSource) -> EventArrays:
     if isinstance(events, pd.DataFrame):
         return arrays_of(events)
-    from labkit.record.runs import Run, read_run
-
-    run = events if isinstance(events, Run) else read_run(Path(events))
-    arrays = run.event_arrays()
+    if not hasattr(events, "event_arrays"):
+        raise TypeError(f"expected an event table or a run (read_run), not {type(events).__name__}")
+    arrays = events.event_arrays()
     assert isinstance(arrays, EventArrays)
     return arrays
 
@@ -945,16 +948,16 @@ def decisions(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def result_counts(
-    data: pd.DataFrame | Run | str | PathLike[str], by: str | Sequence[str] | None = None
+    data: pd.DataFrame | EventSource, by: str | Sequence[str] | None = None
 ) -> pd.DataFrame:
     """How often each Update Result ended an attempt, overall or per group.
 
     Parameters
     ----------
-    data : pandas.DataFrame, Run, str or Path
-        An attempts table (:func:`attempts`), or an event table, a run or a run directory,
-        whose attempts are computed first (counting raw ``fw_result`` rows would count
-        re-reads and duplicates).
+    data : pandas.DataFrame or Run
+        An attempts table (:func:`attempts`), or an event table or a run
+        (:func:`labkit.record.read_run`), whose attempts are computed first (counting raw
+        ``fw_result`` rows would count re-reads and duplicates).
     by : str or list of str, optional
         Columns of ``data`` to group by (``method``, ``fw_before``, ``wave``, ``device`` ...).
         Run-level parameters (policy, profile) are not event columns: add them first, e.g.

@@ -1,7 +1,7 @@
 """attempts and result_counts of a run straight from its Arrow columns equal the pandas path.
 
 ``read_run`` keeps a clean run's Arrow tables and builds the pandas event table only when
-``run.events`` is used; ``attempts(run)`` / ``result_counts(path)`` then read the Arrow columns
+``run.events`` is used; ``attempts(run)`` / ``result_counts(run)`` then read the Arrow columns
 (:func:`labkit.record.derived.arrays_from_arrow`). These tests compare that path with
 ``attempts(run.events)`` on recorded runs (the repository's sample runs and runs written by the
 Recorder in several part files), including the edge cases of the block-row handling.
@@ -90,9 +90,7 @@ def assert_same_paths(run_dir: Path) -> pd.DataFrame:
     run = read_run(run_dir)
     pd.testing.assert_frame_equal(attempts(run), expected)
     pd.testing.assert_frame_equal(run.attempts(), expected)
-    pd.testing.assert_frame_equal(attempts(run_dir), expected)
-    pd.testing.assert_frame_equal(attempts(str(run_dir)), expected)
-    pd.testing.assert_frame_equal(result_counts(run_dir), result_counts(expected))
+    pd.testing.assert_frame_equal(result_counts(read_run(run_dir)), result_counts(expected))
     pd.testing.assert_frame_equal(
         result_counts(read_run(run_dir), by="method"), result_counts(expected, by="method")
     )
@@ -151,9 +149,11 @@ def test_empty_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "empty"
     Recorder(run_dir, flush_interval=60).close()
     empty = attempts(empty_frame())
-    pd.testing.assert_frame_equal(attempts(run_dir), empty)
+    pd.testing.assert_frame_equal(attempts(read_run(run_dir)), empty)
     pd.testing.assert_frame_equal(read_run(run_dir).attempts(), empty)
-    assert len(result_counts(run_dir)) == 0
+    assert len(result_counts(read_run(run_dir))) == 0
+    with pytest.raises(TypeError):
+        attempts(run_dir)  # type: ignore[arg-type]
 
 
 def test_events_are_built_on_first_use_and_equal_the_recorded_table(tmp_path: Path) -> None:
