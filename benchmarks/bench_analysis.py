@@ -8,9 +8,9 @@ DOWNLOADED, Execute and its answer, UPDATING, reboot, re-registration, the Updat
 firmware version), interleaved across devices in time order, with 85 % successes and a mix of
 failure codes drawn from a seeded generator.
 
-* lab: :func:`labkit.record.read_run` (read, restore dtypes, validate) +
-  :func:`labkit.record.attempts` + :func:`labkit.record.result_counts` -- what a notebook runs to
-  get "how did the updates end".
+* lab: ``run = read_run(path)`` (read and check the Arrow tables), ``attempts(run)`` (from the
+  run's Arrow columns; the pandas event table is never built) and ``result_counts(table)`` --
+  what a notebook runs to get "how did the updates end" (``run.attempts()`` is the same).
 * reference: ``pyarrow.parquet.read_table`` of the same file + counting the ``fw_result`` rows
   per result with pyarrow compute (a scan and a trivial aggregation, no pandas).
 
@@ -187,7 +187,7 @@ def run(options: Options) -> list[Row]:
         def lab() -> float:
             gc.collect()
             start = time.perf_counter()
-            events = read_run(run_dir).events
+            events = read_run(run_dir)
             read = time.perf_counter()
             table = attempts(events)
             derived = time.perf_counter()

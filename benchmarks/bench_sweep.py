@@ -152,6 +152,25 @@ def _scale_grid(quick: bool) -> Any:
                 seeds=range(2 if quick else 3))
 
 
+def _overhead(serial: Any, parallel: Any) -> str:
+    """Where the parallel run's time went besides the cells: cluster start and close, the
+    idle tail (from the first worker's last cell to the last cell's end), per-cell times."""
+    from datetime import datetime
+
+    timings = parallel.extra.get("timings", {})
+    ends: dict[Any, float] = {}
+    for record in parallel.done.values():
+        end = datetime.fromisoformat(record["finished_at"]).timestamp()
+        ends[record.get("pid")] = max(end, ends.get(record.get("pid"), 0.0))
+    tail = max(ends.values()) - min(ends.values()) if len(ends) > 1 else 0.0
+    walls = sorted(float(r["wall_s"]) for r in serial.done.values())
+    mid = walls[len(walls) // 2] if walls else 0.0
+    return (f"parallel: cluster start {timings.get('cluster_start_s', 0):.1f} s, cells "
+            f"{timings.get('cells_s', 0):.1f} s, close {timings.get('cluster_close_s', 0):.1f} s, "
+            f"idle tail {tail:.1f} s on {len(ends)} workers; serial cells {walls[0]:.1f} / "
+            f"{mid:.1f} / {walls[-1]:.1f} s (min / median / max)" if walls else "")
+
+
 @register("sweep-scale", "the 4 x 2 x 3 sweep (100 devices each): 2 Dask workers vs 1")
 def run_scale(options: Options) -> list[Row]:
     from labkit.sweep.analysis import read_sweep
@@ -176,6 +195,7 @@ def run_scale(options: Options) -> list[Row]:
         same = a.equals(b)
     load_after = os.getloadavg()
     cpus = os.cpu_count()
+    overhead = _overhead(serial, parallel)
     return [Row(
         key="sweep-scale",
         what=f"sweep of {n_cells} cells ({grid.fixed['devices']} devices each): speed-up of "
@@ -188,7 +208,8 @@ def run_scale(options: Options) -> list[Row]:
         note=f"one pair (serial then LocalCluster(2 workers), cluster start-up included); "
              f"{cpus} CPUs, load average {load_before[0]:.1f} before, {load_after[0]:.1f} "
              f"after: other jobs on a shared machine take cores from the parallel run; "
-             f"per-device tables {'identical' if same else 'DIFFERENT'} between the two",
+             f"per-device tables {'identical' if same else 'DIFFERENT'} between the two; "
+             + overhead,
         caveat="" if same else "tables differ",
         samples={"lab": [t_parallel], "reference": [t_serial]},
     )]

@@ -4,9 +4,12 @@ This module owns the tables notebooks and plots read instead of raw events: /5 S
 for timelines (:func:`state_intervals`), per-device update attempts (:func:`attempts`), the
 PUSH-decision log with its link sample (:func:`decisions`), Update Result counts by cohort
 (:func:`result_counts`) and time-to-success survival tables (:func:`time_to_success`). Every
-function takes frames and returns a new tidy DataFrame with a RangeIndex; none reads files,
-mutates its input or draws. They are vectorised (sorting, cumulative sums, group-wise
-reductions) so they stay usable on tens of millions of events.
+function takes frames and returns a new tidy DataFrame with a RangeIndex; none mutates its input
+or draws. They are vectorised (sorting, cumulative sums, group-wise reductions) so they stay
+usable on tens of millions of events. :func:`attempts` and :func:`result_counts` also take a
+run (:func:`labkit.record.read_run`; anything with ``event_arrays()``, :class:`EventSource`):
+they then work on the run's Arrow columns (:func:`arrays_from_arrow`) and never build its
+pandas event table.
 
 Events are taken in ``seq`` order; "per device" means rows with the same ``device`` value (rows
 without a device are ignored except as the run's end time).
@@ -15,19 +18,27 @@ without a device are ignored except as the run's end time).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from labkit.events import KINDS
+from labkit.events import KINDS, SOURCES
 from labkit.lwm2m.objects import State, UpdateResult
 from labkit.record.schema import (
     KIND_DTYPE,
     RESULT_DTYPE,
+    RESULT_NAMES,
     SOURCE_DTYPE,
     STATE_DTYPE,
+    STATE_NAMES,
+    _chunk_numpy,
+    _dictionary_codes,
     _free_category,
+    _numpy_of,
 )
 
 __all__ = [
@@ -46,6 +57,7 @@ FINAL_RESULTS: tuple[UpdateResult, ...] = tuple(
 )
 _K = {name: i for i, name in enumerate(KINDS)}
 _NO_SEQ = np.iinfo(np.int64).max
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labkit-attempts")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -224,22 +236,26 @@ def state_intervals(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _labels(
-    s: pd.Series, sel: np.ndarray, transform: Callable[[str], str]
+    column: tuple[np.ndarray, list[str]], sel: np.ndarray, transform: Callable[[str], str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of ``s`` at rows ``sel`` and the transformed label of each code.
+    """Codes of a categorical ``column`` (codes, categories) at rows ``sel`` and the
+    transformed label of each code.
 
     ``labels[codes]`` gives each row's label; the last label is ``""`` so a missing value
     (code -1) maps to it. Works per category, never per row.
     """
-    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
-    codes = cat.cat.codes.to_numpy()[sel]  # pandas' narrow codes dtype; -1 stays -1
-    labels = np.array([transform(str(c)) for c in cat.cat.categories] + [""], dtype=object)
-    return codes, labels
+    codes, names = column
+    labels = np.array([transform(c) for c in names] + [""], dtype=object)
+    return codes[sel], labels
 
 
 def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Rows whose (key, value) pair occurred in an earlier row (values: float, NaN allowed)."""
-    v = np.where(np.isnan(values), -1, values).astype(np.int64)
+    """Rows whose (key, value) pair occurred in an earlier row (values: float, NaN allowed;
+    or int64 >= -1 with -1 for a missing value)."""
+    if values.dtype.kind == "i":
+        v = values
+    else:
+        v = np.where(np.isnan(values), -1, values).astype(np.int64)
     span = int(v.max()) + 2 if len(v) else 1
     if len(keys) and int(keys.max()) < np.iinfo(np.int64).max // span - 1 and v.min() >= -1:
         combined = keys.astype(np.int64) * span + (v + 1)
@@ -257,6 +273,8 @@ def _duplicated(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         ranked = combined[order]
         out[order[1:]] = ranked[1:] == ranked[:-1]
         return out
+    if values.dtype.kind == "i":
+        values = np.where(values < 0, np.nan, values)
     return np.asarray(pd.DataFrame({"k": keys, "v": values}).duplicated().to_numpy(), dtype=bool)
 
 
@@ -265,7 +283,7 @@ def _norm_path(path: pd.Series) -> np.ndarray:
     return np.asarray(normalised.to_numpy(dtype=object), dtype=object)
 
 
-def attempts(events: pd.DataFrame) -> pd.DataFrame:
+def attempts(events: pd.DataFrame | EventSource) -> pd.DataFrame:
     """Per-device firmware update attempts.
 
     An attempt **starts** at the first of these rows for a device that has no open attempt:
@@ -304,6 +322,11 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     result the server observes only after the next attempt started (a lag longer than the
     back-off) ends that attempt.
 
+    ``events`` is an event table, or a run (:class:`~labkit.record.Run`, from
+    :func:`~labkit.record.read_run`): then the columns are taken from the run's Arrow tables
+    without building its pandas event table (the same attempts, several times faster on a
+    large run).
+
     Returns
     -------
     pandas.DataFrame
@@ -333,44 +356,265 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
           or judged)
         - ``wave`` (Int16): last ``wave`` value of the device before its next attempt; NA
     """
+    return _attempts_of(_arrays(events))
+
+
+@dataclass(frozen=True, slots=True)
+class EventArrays:
+    """The columns :func:`attempts` reads, as full-length numpy arrays (codes of categorical
+    columns, -1 missing), plus accessors for the columns it needs only at some rows.
+
+    Built from a pandas event table (:func:`_arrays_of`) or straight from an Arrow table of
+    the run schema (:func:`labkit.record.runs.Run` does that), so a run's attempts never need
+    its whole pandas frame. Rows are in ``seq`` order.
+    """
+
+    n: int
+    device_dtype: pd.CategoricalDtype
+    device: np.ndarray
+    kind: np.ndarray  # KIND_DTYPE codes
+    ts: np.ndarray  # datetime64[us]
+    state: np.ndarray  # STATE_DTYPE codes
+    result: np.ndarray  # RESULT_DTYPE codes
+    source: np.ndarray  # SOURCE_DTYPE codes
+    decision: tuple[np.ndarray, list[str]]  # codes and categories
+    method: tuple[np.ndarray, list[str]]
+    protocol: tuple[np.ndarray, list[str]]
+    code: tuple[np.ndarray, list[str]]
+    retrans: np.ndarray  # bool: detail == "retransmission"
+    wave_valid: np.ndarray  # bool
+    version_valid: np.ndarray  # bool
+    wave_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    block_at: Callable[[np.ndarray], np.ndarray]  # float64 NaN missing, or int64 >= -1 (-1)
+    bytes_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
+    path_at: Callable[[np.ndarray], np.ndarray]  # object: stripped of blanks and "/", "" missing
+    version_at: Callable[[np.ndarray], np.ndarray]  # object, None missing
+
+
+def _float_at(s: pd.Series) -> Callable[[np.ndarray], np.ndarray]:
+    def at(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(s.take(rows).to_numpy(dtype=np.float64, na_value=np.nan))
+
+    return at
+
+
+def _codes_and_names(s: pd.Series) -> tuple[np.ndarray, list[str]]:
+    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else _free_category(s)
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
+def arrays_of(events: pd.DataFrame) -> EventArrays:
+    """:class:`EventArrays` of a pandas event table (sorted by ``seq`` first if need be)."""
     ev = _by_seq(events)
     device = _device(ev["device"])
-    # full-length arrays stay in their narrow dtypes; only the selected rows are widened
-    dcode_all = device.cat.codes.to_numpy()
-    kcode_all = _cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy()
-    ts_all = _ts_array(ev["ts"])
-    run_end = ts_all.max() if len(ev) else np.datetime64("NaT", "us")
-    wanted = np.isin(
-        kcode_all,
-        [
-            _K[k]
-            for k in (
-                "fw_state",
-                "fw_result",
-                "fw_version",
-                "decision",
-                "request",
-                "block",
-                "campaign",
-            )
-        ],
+    detail = ev["detail"]
+    has_wave = "wave" in ev.columns
+    wave = ev["wave"] if has_wave else pd.Series(np.full(len(ev), np.nan))
+    version = ev["fw_version"]
+
+    def path_at(rows: np.ndarray) -> np.ndarray:
+        return _norm_path(ev["path"].take(rows))
+
+    def version_at(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(version.take(rows).to_numpy(dtype=object), dtype=object)
+
+    return EventArrays(
+        n=len(ev),
+        device_dtype=device.dtype,
+        device=device.cat.codes.to_numpy(),
+        kind=_cat(ev["kind"], KIND_DTYPE).cat.codes.to_numpy(),
+        ts=_ts_array(ev["ts"]),
+        state=_cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy(),
+        result=_cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy(),
+        source=_cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy(),
+        decision=_codes_and_names(ev["decision"]),
+        method=_codes_and_names(ev["method"]),
+        protocol=_codes_and_names(ev["protocol"]),
+        code=_codes_and_names(ev["code"]),
+        retrans=(detail == "retransmission").fillna(False).to_numpy(dtype=bool),
+        wave_valid=wave.notna().to_numpy(dtype=bool),
+        version_valid=version.notna().to_numpy(dtype=bool),
+        wave_at=_float_at(wave),
+        block_at=_float_at(ev["block"]),
+        bytes_at=_float_at(ev["bytes"]),
+        path_at=path_at,
+        version_at=version_at,
     )
-    detail_all = ev["detail"]
-    retrans_all = (detail_all == "retransmission").fillna(False).to_numpy(dtype=bool)
-    wave_all = ev["wave"].notna().to_numpy() if "wave" in ev.columns else np.zeros(len(ev), bool)
-    sel = np.flatnonzero((dcode_all >= 0) & (wanted | retrans_all | wave_all))
+
+
+class EventSource(Protocol):
+    """What :func:`attempts` takes besides a frame: a loaded run
+    (:class:`labkit.record.Run`), which gives the columns from its Arrow tables."""
+
+    def event_arrays(self) -> EventArrays: ...
+
+
+def _arrays(events: pd.DataFrame | EventSource) -> EventArrays:
+    if isinstance(events, pd.DataFrame):
+        return arrays_of(events)
+    if not hasattr(events, "event_arrays"):
+        raise TypeError(f"expected an event table or a run (read_run), not {type(events).__name__}")
+    arrays = events.event_arrays()
+    assert isinstance(arrays, EventArrays)
+    return arrays
+
+
+def _chunks_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-width column without missing values as one numpy array (zero-copy for one
+    chunk)."""
+    parts = [_chunk_numpy(c)[0] for c in column.chunks if len(c)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
+    """:class:`EventArrays` of an Arrow table of exactly the run schema, sorted by ``seq``,
+    without building a pandas frame; None when a column needs the pandas path (a dictionary
+    value outside a fixed category, a missing value in a dictionary, missing ``ts``/``kind``).
+
+    The codes are those :func:`labkit.record.schema.frame_from_arrow` would give, so the
+    attempts equal those of the pandas table :func:`labkit.record.read_run` builds.
+    """
+    import pyarrow.compute as pc
+
+    if table.column("ts").null_count or table.column("kind").null_count:
+        return None
+    codes: dict[str, tuple[np.ndarray, list[str]]] = {}
+    fixed = {"kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES, "source": SOURCES}
+    names = ("device", "kind", "state", "result", "source", "decision", "method", "protocol",
+             "code")
+    # half the columns decoded in the second thread (numpy lets go of the GIL in its loops)
+    elsewhere = {n: _POOL.submit(_dictionary_codes, table.column(n), fixed.get(n))
+                 for n in names[1::2]}
+    found_here = {n: _dictionary_codes(table.column(n), fixed.get(n)) for n in names[::2]}
+    for name in names:
+        found = found_here[name] if name in found_here else elsewhere[name].result()
+        if found is None:
+            return None
+        codes[name] = found
+    device_codes, device_names = codes["device"]
+
+    def valid(name: str) -> np.ndarray:
+        return np.asarray(pc.is_valid(table.column(name)).to_numpy(), dtype=bool)
+
+    def block_at(rows: np.ndarray) -> np.ndarray:
+        """Block numbers as int64, -1 where missing (float64 if a number is negative)."""
+        lowest = pc.min(table.column("block")).as_py()
+        if lowest is not None and lowest < 0:
+            return float_at("block")(rows)
+        values, missing = _numpy_of(table.column("block"))
+        out = values[rows].astype(np.int64, copy=False)
+        out[missing[rows]] = -1
+        return out
+
+    def float_at(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        def at(rows: np.ndarray) -> np.ndarray:
+            if not len(rows):
+                return np.zeros(0, dtype=np.float64)
+            values, missing = _numpy_of(table.column(name))
+            out = values[rows].astype(np.float64)
+            out[missing[rows]] = np.nan
+            return out
+
+        return at
+
+    def path_at(rows: np.ndarray) -> np.ndarray:
+        taken = table.column("path").take(pa.array(rows, pa.int64()))
+        return _norm_path(pd.Series(taken.to_pylist(), dtype="string"))
+
+    def version_at(rows: np.ndarray) -> np.ndarray:
+        taken = table.column("fw_version").take(pa.array(rows, pa.int64()))
+        return np.array(taken.to_pylist(), dtype=object)
+
+    retrans = pc.fill_null(pc.equal(table.column("detail"), "retransmission"), False)
+    return EventArrays(
+        n=table.num_rows,
+        device_dtype=pd.CategoricalDtype(pd.Index(device_names, dtype="str"), ordered=False),
+        device=device_codes,
+        kind=codes["kind"][0],
+        ts=_chunks_numpy(table.column("ts")).view("datetime64[us]"),
+        state=codes["state"][0],
+        result=codes["result"][0],
+        source=codes["source"][0],
+        decision=codes["decision"],
+        method=codes["method"],
+        protocol=codes["protocol"],
+        code=codes["code"],
+        retrans=np.asarray(retrans.to_numpy(), dtype=bool),
+        wave_valid=valid("wave"),
+        version_valid=valid("fw_version"),
+        wave_at=float_at("wave"),
+        block_at=block_at,
+        bytes_at=float_at("bytes"),
+        path_at=path_at,
+        version_at=version_at,
+    )
+
+
+def _block_counts(
+    a: EventArrays, brows: np.ndarray, batt: np.ndarray, n_att: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per attempt, from its block rows (``brows``, by device then seq; ``batt`` their
+    attempts): distinct blocks, bytes, whether any block carried bytes, and the block rows
+    that are retransmissions."""
+    blk = a.block_at(brows)
+    nbytes = a.bytes_at(brows)
+    has_blk = blk >= 0 if blk.dtype.kind == "i" else ~np.isnan(blk)
+    dup_block = np.zeros(len(brows), dtype=bool)
+    dup_source_block = np.zeros(len(brows), dtype=bool)
+    if len(brows):
+        dup_block = _duplicated(batt, blk) & has_blk
+        # per source: each side's record of a transfer is usually in block order, which
+        # _duplicated checks without sorting (the sides interleave, so together they are not)
+        bsrc = a.source[brows]
+        sources = np.flatnonzero(np.bincount(bsrc.astype(np.int64) + 1)) - 1
+        if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
+            dup_source_block = dup_block
+        for src in sources if len(sources) > 1 else ():
+            rows = np.flatnonzero(bsrc == src)
+            dup_source_block[rows] = _duplicated(batt[rows], blk[rows]) & has_blk[rows]
+    counted = ~dup_block
+    a_blocks = np.bincount(batt[counted], minlength=n_att).astype(np.int64)
+    with_bytes = counted & ~np.isnan(nbytes)
+    a_bytes = np.bincount(batt[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+    a_has_bytes = np.bincount(batt[with_bytes], minlength=n_att) > 0
+    bretrans = dup_source_block | (a.retrans[brows] & ~dup_source_block)
+    a_retrans = np.bincount(batt[bretrans], minlength=n_att).astype(np.int64)
+    return a_blocks, a_bytes, a_has_bytes, a_retrans
+
+
+def _attempts_of(a: EventArrays) -> pd.DataFrame:
+    """:func:`attempts` of the arrays of an event table.
+
+    The ``block`` rows (most of a run: one per block of every transfer) take no part in
+    deciding where attempts start and end; they are kept out of that work and assigned to
+    attempts afterwards (each belongs to the attempt of the device's previous other row,
+    unless that row ended it), then counted for ``blocks``, ``bytes`` and
+    ``retransmissions`` and looked at for the first ``protocol``, method hint and wave.
+    """
+    dcode_all = a.device
+    kcode_all = a.kind
+    run_end = a.ts.max() if a.n else np.datetime64("NaT", "us")
+    has_dev = dcode_all >= 0
+    is_block_all = kcode_all == _K["block"]
+    control_kinds = ("fw_state", "fw_result", "fw_version", "decision", "request", "campaign")
+    wanted = np.isin(kcode_all, [_K[k] for k in control_kinds])
+    sel = np.flatnonzero(has_dev & ~is_block_all & (wanted | a.retrans | a.wave_valid))
     sel = sel[_by_device(dcode_all[sel])]  # by device, then seq
+    bsel = np.flatnonzero(has_dev & is_block_all)
+    bsel = bsel[_by_device(dcode_all[bsel])]
+    del has_dev, is_block_all, wanted
     n = len(sel)
     d = dcode_all[sel].astype(np.int64)
     k = kcode_all[sel]
-    ts = ts_all[sel]
-    del ts_all
-    scode = _cat(ev["state"], STATE_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
-    rcode = _cat(ev["result"], RESULT_DTYPE).cat.codes.to_numpy()[sel].astype(np.int64)
-    dec_codes, dec_labels = _labels(ev["decision"], sel, str.lower)
-    met_codes, met_labels = _labels(ev["method"], sel, str.strip)
-    pro_codes, pro_labels = _labels(ev["protocol"], sel, str.strip)
-    source = _cat(ev["source"], SOURCE_DTYPE).cat.codes.to_numpy()[sel]
+    ts = a.ts[sel]
+    scode = a.state[sel].astype(np.int64)
+    rcode = a.result[sel].astype(np.int64)
+    dec_codes, dec_labels = _labels(a.decision, sel, str.lower)
+    met_codes, met_labels = _labels(a.method, sel, str.strip)
+    pro_codes, pro_labels = _labels(a.protocol, sel, str.strip)
+    source = a.source[sel]
     pos = np.arange(n)
 
     dev_starts = _group_starts(d)
@@ -409,8 +653,8 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     dec_push_pull = (k == _K["decision"]) & np.isin(dec_labels, ["push", "pull"])[dec_codes]
     is_request = k == _K["request"]
     requests = np.flatnonzero(is_request)
-    rpath = _norm_path(ev["path"].take(sel[requests]))  # per request row
-    code_codes, code_labels = _labels(ev["code"], sel[requests], str.strip)
+    rpath = a.path_at(sel[requests])  # per request row
+    code_codes, code_labels = _labels(a.code, sel[requests], str.strip)
     met_upper = np.array([m.upper() for m in met_labels], dtype=object)
     rmet = met_codes[requests]
     write_ok = np.isin(met_upper, ["PUT", "POST", ""])[rmet]  # "" = no method logged
@@ -461,6 +705,62 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     next_start = np.r_[a_start[1:], 0] if n_att else a_start
     upto = np.where(same_next, next_start - 1, dev_last[a_start] if n_att else a_start)
 
+    # block rows: each belongs to the attempt of its device that started before it, unless
+    # that attempt ended before it (then it precedes the device's next attempt: in none)
+    span = a.n + 1
+    # (the block-row arrays are the largest here: narrow dtypes where they fit)
+    index_type = np.int32 if a.n < np.iinfo(np.int32).max else np.int64
+    bsel = bsel.astype(index_type, copy=False)
+    bd = dcode_all[bsel]  # device codes, narrow
+    if n_att and len(bsel):
+        a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
+        a_end_row = np.where(a_finished, sel[a_last], a.n).astype(index_type)
+        # block rows and attempts are both in (device, row) order: where each attempt's start
+        # falls among the blocks (a search per attempt, not per block), and each block's
+        # latest attempt start as a running count of those places
+        bkey = bd.astype(np.int64)
+        bkey *= span
+        bkey += bsel
+        first_block = np.searchsorted(bkey, a_dev * span + a_row, side="right")
+        del bkey
+        j: np.ndarray = np.cumsum(
+            np.bincount(first_block, minlength=len(bsel) + 1)[:-1], dtype=index_type
+        )
+        j -= 1
+        jv = np.maximum(j, 0)
+        ok = a_dev.astype(bd.dtype)[jv] == bd
+        ok &= j >= 0
+        ok &= bsel < a_end_row[jv]
+        b_att = np.where(ok, j, -1)
+        del j, jv, ok, first_block
+    else:
+        b_att = np.full(len(bsel), -1, dtype=index_type)
+    bp = np.flatnonzero(b_att >= 0)
+    brows = bsel[bp]  # block rows in attempts, by device then seq
+    batt = b_att[bp]
+    del b_att
+    # the block counts need nothing else: a second core counts them meanwhile (numpy lets
+    # go of the GIL in its loops)
+    counting = _POOL.submit(_block_counts, a, brows, batt, n_att)
+    b_first = np.full(n_att, -1, dtype=np.int64)  # each attempt's first block row
+    b_starts = _group_starts(batt)
+    b_first[batt[b_starts]] = b_starts
+
+    def first_of_both(ctrl_mask: np.ndarray, block_mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per attempt, its first row (in either kind of row) with the mask set: whether it
+        is a block row, its position among the control rows, among ``brows``; -1 if none."""
+        fc = _first_per_key(row_att, ctrl_mask, n_att)
+        if not block_mask.any():  # usual for method hints: no block row carries one
+            fb = np.full(n_att, -1, dtype=np.int64)
+        elif block_mask.all():  # usual for protocols: every block row carries one
+            fb = b_first
+        else:
+            fb = _first_per_key(batt, block_mask, n_att)
+        gc = np.where(fc >= 0, _take(sel, fc, 0), _NO_SEQ)
+        gb = np.where(fb >= 0, _take(brows, fb, 0).astype(np.int64), _NO_SEQ)
+        use_block = gb < gc
+        return use_block, np.where(use_block, -1, fc), np.where(use_block, fb, -1)
+
     # result: the final code, or the last result reported during an unfinished attempt
     last_res = np.full(n_att, -1, dtype=np.int64)
     rmask = is_result & in_att
@@ -474,21 +774,29 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     hint_names = np.array(["", "push", "pull"], dtype=object)
     met_lower = [m.lower() for m in met_labels]
     met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
-    hint = met_hint.astype(np.int8)[met_codes]
+    met_hint = met_hint.astype(np.int8)
+    hint = met_hint[met_codes]
     rhint = hint[requests]
     rhint = np.where((rhint == 0) & is_uri, 2, np.where((rhint == 0) & is_package, 1, rhint))
     hint[requests] = rhint
+    bmet_codes = a.method[0][brows]
+    bhint = met_hint[bmet_codes]
     first_dec = _first_per_key(row_att, dec_push_pull, n_att)
-    first_hint = _first_per_key(row_att, hint > 0, n_att)
+    hint_in_block, first_hint, first_bhint = first_of_both(hint > 0, bhint > 0)
+    a_hint = np.where(hint_in_block, _take(bhint, first_bhint, 0), _take(hint, first_hint, 0))
     a_method = np.where(
         first_dec >= 0,
         dec_labels[_take(dec_codes, first_dec, -1)],
-        np.where(first_hint >= 0, hint_names[_take(hint, first_hint, 0)], ""),
+        np.where(a_hint > 0, hint_names[a_hint], ""),
     )
     a_method = a_method.astype(object)
     a_method[a_method == ""] = None
-    first_pro = _first_per_key(row_att, pro_codes >= 0, n_att)
-    a_protocol = np.where(first_pro >= 0, pro_labels[_take(pro_codes, first_pro, -1)], None)
+    bpro_codes = a.protocol[0][brows]
+    pro_in_block, first_pro, first_bpro = first_of_both(pro_codes >= 0, bpro_codes >= 0)
+    a_pro_code = np.where(
+        pro_in_block, _take(bpro_codes, first_bpro, -1), _take(pro_codes, first_pro, -1)
+    )
+    a_protocol = np.where(a_pro_code >= 0, pro_labels[a_pro_code], np.array(None, dtype=object))
 
     # stage durations
     def stage_seconds(state: int) -> np.ndarray:
@@ -503,48 +811,35 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     a_download = stage_seconds(downloading)
     a_update = stage_seconds(int(State.UPDATING))
 
-    # blocks, bytes, retransmissions
-    is_block = (k == _K["block"]) & in_att
-    blk = ev["block"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-    nbytes = ev["bytes"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-    bp = np.flatnonzero(is_block)
-    dup_block = np.zeros(n, dtype=bool)
-    dup_source_block = np.zeros(n, dtype=bool)
-    has_blk = ~np.isnan(blk)
-    if len(bp):
-        dup_block[bp] = _duplicated(row_att[bp], blk[bp]) & has_blk[bp]
-        # per source: each side's record of a transfer is usually in block order, which
-        # _duplicated checks without sorting (the sides interleave, so together they are not)
-        bsrc = source[bp]
-        sources = np.unique(bsrc)
-        if len(sources) == 1:  # one side recorded the blocks: the same pairs as above
-            dup_source_block[bp] = dup_block[bp]
-        for src in sources if len(sources) > 1 else ():
-            rows = bp[bsrc == src]
-            dup_source_block[rows] = _duplicated(row_att[rows], blk[rows]) & has_blk[rows]
-    counted = is_block & ~dup_block
-    a_blocks = np.bincount(row_att[counted], minlength=n_att).astype(np.int64)
-    with_bytes = counted & ~np.isnan(nbytes)
-    a_bytes = np.bincount(row_att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
-    a_has_bytes = np.bincount(row_att[with_bytes], minlength=n_att) > 0
-    retrans = dup_source_block | (retrans_all[sel] & in_att & ~dup_source_block)
-    a_retrans = np.bincount(row_att[retrans & in_att], minlength=n_att).astype(np.int64)
+    # blocks, bytes, retransmissions (counted in a thread meanwhile)
+    a_blocks, a_bytes, a_has_bytes, a_retrans = counting.result()
+    cretrans = a.retrans[sel] & in_att
+    a_retrans += np.bincount(row_att[cretrans], minlength=n_att).astype(np.int64)
 
     # firmware versions, final state, wave
-    is_version = (k == _K["fw_version"]) & ev["fw_version"].notna().to_numpy()[sel]
+    is_version = (k == _K["fw_version"]) & a.version_valid[sel]
     versions = np.full(n, None, dtype=object)
     version_rows = np.flatnonzero(is_version)
-    versions[version_rows] = ev["fw_version"].take(sel[version_rows]).to_numpy(dtype=object)
+    versions[version_rows] = a.version_at(sel[version_rows])
     before = _last_at_or_before(is_version, dev_first, a_start)
     after = _last_at_or_before(is_version, dev_first, upto)
     after = np.where(after > a_start, after, -1)
     state_pos = _last_at_or_before(is_state, dev_first, upto)
-    wave = (
-        ev["wave"].to_numpy(dtype=np.float64, na_value=np.nan)[sel]
-        if "wave" in ev.columns
-        else np.full(n, np.nan)
-    )
+    wave_rows = np.flatnonzero(a.wave_valid[sel])
+    wave = np.full(n, np.nan)
+    wave[wave_rows] = a.wave_at(sel[wave_rows])
     wave_pos = _last_at_or_before(~np.isnan(wave), dev_first, upto)
+    a_wave = _take(wave, wave_pos, np.nan)
+    # a block row carrying a wave value: the device's last one before its next attempt
+    bwave = np.flatnonzero(a.wave_valid[bsel])
+    if len(bwave) and n_att:
+        wkey = bd[bwave].astype(np.int64) * span + bsel[bwave]
+        limit = np.where(same_next, _take(sel, next_start, 0) - 1, a.n)
+        j = np.searchsorted(wkey, a_dev * span + limit, side="right") - 1
+        jv = np.maximum(j, 0)
+        found = (j >= 0) & (bd[bwave][jv] == a_dev)
+        later = found & ((wave_pos < 0) | (bsel[bwave][jv] > _take(sel, wave_pos, -1)))
+        a_wave = np.where(later, a.wave_at(bsel[bwave])[jv], a_wave)
 
     result_cat = pd.Categorical.from_codes(a_result.astype(np.int64), dtype=RESULT_DTYPE)
     attempt_no = (
@@ -556,7 +851,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "device": pd.Categorical.from_codes(a_dev, dtype=device.dtype),
+            "device": pd.Categorical.from_codes(a_dev, dtype=a.device_dtype),
             "attempt": attempt_no.astype(np.int64),
             "method": _free_category(pd.Series(a_method, dtype=object)),
             "protocol": _free_category(pd.Series(a_protocol, dtype=object)),
@@ -580,7 +875,7 @@ def attempts(events: pd.DataFrame) -> pd.DataFrame:
             "fw_after": pd.array(_take(np.asarray(versions, object), after, None), dtype="string"),
             "success": np.asarray(a_result == int(UpdateResult.SUCCESS), dtype=bool),
             "finished": np.asarray(a_finished, dtype=bool),
-            "wave": pd.array(_take(wave, wave_pos, np.nan), dtype="Float64").astype("Int16"),
+            "wave": pd.array(a_wave, dtype="Float64").astype("Int16"),
         }
     )
 
@@ -652,14 +947,17 @@ def decisions(events: pd.DataFrame) -> pd.DataFrame:
 # -- result counts and survival -------------------------------------------------------------
 
 
-def result_counts(data: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+def result_counts(
+    data: pd.DataFrame | EventSource, by: str | Sequence[str] | None = None
+) -> pd.DataFrame:
     """How often each Update Result ended an attempt, overall or per group.
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        An attempts table (:func:`attempts`), or an event table, whose attempts are computed
-        first (counting raw ``fw_result`` rows would count re-reads and duplicates).
+    data : pandas.DataFrame or Run
+        An attempts table (:func:`attempts`), or an event table or a run
+        (:func:`labkit.record.read_run`), whose attempts are computed first (counting raw
+        ``fw_result`` rows would count re-reads and duplicates).
     by : str or list of str, optional
         Columns of ``data`` to group by (``method``, ``fw_before``, ``wave``, ``device`` ...).
         Run-level parameters (policy, profile) are not event columns: add them first, e.g.
@@ -673,7 +971,9 @@ def result_counts(data: pd.DataFrame, by: str | Sequence[str] | None = None) -> 
         attempts without a result are left out; missing group values form their own group.
         Sorted by group then code; RangeIndex.
     """
-    if "kind" in data.columns and "attempt" not in data.columns:
+    if not isinstance(data, pd.DataFrame) or (
+        "kind" in data.columns and "attempt" not in data.columns
+    ):
         data = attempts(data)
     keys = _by_list(by)
     _check_columns(data, [*keys, "result"], "result_counts")

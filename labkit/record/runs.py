@@ -14,16 +14,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from labkit.events import KINDS, SOURCES
 from labkit.record.schema import (
+    RESULT_NAMES,
+    STATE_NAMES,
     SchemaError,
     arrow_schema,
     coerce,
@@ -85,21 +88,98 @@ def part_files(events_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Run:
     """One recorded run: where it is, its manifest and its typed event table.
 
     ``complete`` is False when the manifest has no ``finished_at`` (the recorder was never
     closed, e.g. the process was killed). ``skipped`` lists part files left out because they
     were unreadable (only with ``read_run(..., skip_broken=True)``).
+
+    ``events`` (the pandas event table) is built on first use: :func:`read_run` checks the
+    Arrow tables it read and keeps them, and :func:`labkit.record.attempts` and
+    :func:`labkit.record.result_counts` of a run work on those directly, without the pandas
+    frame of every column (on a run of millions of events that frame is most of the cost).
     """
 
-    path: Path
-    run_id: str
-    manifest: dict[str, Any]
-    events: pd.DataFrame
-    complete: bool
-    skipped: tuple[Path, ...] = field(default=())
+    __slots__ = ("_frame", "_late", "_table", "complete", "manifest", "path", "run_id", "skipped")
+
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        manifest: dict[str, Any],
+        events: pd.DataFrame | None,
+        complete: bool,
+        skipped: tuple[Path, ...] = (),
+        *,
+        table: pa.Table | None = None,
+        late: tuple[Path, ...] = (),
+    ) -> None:
+        if events is None and table is None:
+            raise ValueError("a Run needs its events or their Arrow table")
+        self.path = path
+        self.run_id = run_id
+        self.manifest = manifest
+        self.complete = complete
+        self.skipped = skipped
+        self._frame = events
+        self._table = table
+        self._late = late  # the parts to read the columns missing from ``table`` from
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The validated event table (columns of :data:`labkit.record.schema.COLUMNS`),
+        sorted by ``seq``, RangeIndex; built from the Arrow tables on first use."""
+        if self._frame is None:
+            assert self._table is not None
+            table = self._whole_table()
+            events = frame_from_arrow(table)
+            try:
+                if events is None:  # read_run checked what would make this happen
+                    events = coerce(table.to_pandas())
+                validate(events)
+            except SchemaError as exc:
+                raise RunError(self.path / EVENTS_NAME, str(exc)) from exc
+            self._frame = events
+            self._table = None  # the frame owns its data now
+        return self._frame
+
+    def _whole_table(self) -> pa.Table:
+        """The Arrow table with every column of the schema (reading the late ones)."""
+        assert self._table is not None
+        if not self._late:
+            return self._table
+        names = [n for n in arrow_schema().names if n not in self._table.column_names]
+        try:
+            late = [pq.read_table(p, columns=names) for p in self._late]
+        except (pa.ArrowException, OSError) as exc:
+            raise RunError(self.path / EVENTS_NAME, f"cannot read the run again: {exc}") from exc
+        extra = late[0] if len(late) == 1 else pa.concat_tables(late)
+        if extra.num_rows != self._table.num_rows:
+            raise RunError(self.path / EVENTS_NAME, "the part files changed since they were read")
+        columns = {**dict(zip(self._table.column_names, self._table.columns, strict=True)),
+                   **dict(zip(extra.column_names, extra.columns, strict=True))}
+        schema = arrow_schema()
+        return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
+
+    @property
+    def n_events(self) -> int:
+        """The number of events (without building the event table)."""
+        if self._frame is not None:
+            return len(self._frame)
+        assert self._table is not None
+        return int(self._table.num_rows)
+
+    def event_arrays(self) -> Any:
+        """The columns :func:`labkit.record.attempts` reads (its internal
+        ``EventArrays``), from the Arrow tables while the pandas table is not built."""
+        from labkit.record.derived import arrays_from_arrow, arrays_of
+
+        if self._frame is None and self._table is not None:
+            found = arrays_from_arrow(self._table)
+            if found is not None:
+                return found
+        return arrays_of(self.events)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -111,7 +191,7 @@ class Run:
         """:func:`labkit.record.derived.attempts` of this run's events."""
         from labkit.record.derived import attempts
 
-        return attempts(self.events)
+        return attempts(self)
 
     def state_intervals(self) -> pd.DataFrame:
         """:func:`labkit.record.derived.state_intervals` of this run's events."""
@@ -127,7 +207,7 @@ class Run:
 
     def __repr__(self) -> str:
         status = "complete" if self.complete else "incomplete"
-        return f"<Run {self.run_id} {status}, {len(self.events)} events, {self.path}>"
+        return f"<Run {self.run_id} {status}, {self.n_events} events, {self.path}>"
 
     def _repr_html_(self) -> str:
         devices = self.events["device"].nunique() if len(self.events) else 0
@@ -172,11 +252,17 @@ def _event_files(events_path: Path) -> list[Path]:
     return part_files(events_path)
 
 
-def _read_part(part: Path) -> tuple[pa.Table, bool]:
+def _read_part(part: Path, columns: Sequence[str] | None = None) -> tuple[pa.Table, bool]:
     """One part file as a table of the schema, and whether it was written with that schema
-    (False: its columns were cast); RunError if it is truncated or foreign."""
+    (False: its columns were cast); RunError if it is truncated or foreign. ``columns``: read
+    only those when the part was written with the schema (all of them otherwise)."""
     target = arrow_schema()
     try:
+        if columns is not None:
+            written = pq.read_schema(part)
+            if written.equals(target, check_metadata=False):
+                table = pq.read_table(part, columns=list(columns))
+                return table.replace_schema_metadata(None), True
         table = pq.read_table(part)
     except FileNotFoundError:
         raise
@@ -194,9 +280,10 @@ def _read_part(part: Path) -> tuple[pa.Table, bool]:
 
 
 def _read_tables(
-    events_path: Path, skip_broken: bool
-) -> tuple[list[tuple[pa.Table, bool]], list[Path]]:
-    """Read every part; cope with parts removed by a compaction running meanwhile.
+    events_path: Path, skip_broken: bool, columns: Sequence[str] | None = None
+) -> tuple[list[tuple[pa.Table, bool]], list[Path], list[Path]]:
+    """Read every part (the tables, the parts skipped, the parts read in order); cope with
+    parts removed by a compaction running meanwhile.
 
     A compaction writes the merged part (with a higher number) before removing the old ones,
     so when a listed part has vanished the directory is listed again and the new parts read;
@@ -210,7 +297,7 @@ def _read_tables(
             if part in tables or part in skipped:
                 continue
             try:
-                tables[part] = _read_part(part)
+                tables[part] = _read_part(part, columns)
             except FileNotFoundError:
                 vanished = True
             except RunError:
@@ -222,7 +309,7 @@ def _read_tables(
     else:
         raise RunError(events_path, "part files kept disappearing while reading")
     ordered = sorted(tables, key=lambda p: (len(p.name), p.name))
-    return [tables[p] for p in ordered], skipped
+    return [tables[p] for p in ordered], skipped, ordered
 
 
 def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
@@ -247,6 +334,42 @@ def _tables_to_frame(tables: list[tuple[pa.Table, bool]]) -> pd.DataFrame:
                 raise SchemaError([f"seq {clash} appears more than once with different content"])
             frame = frame.drop_duplicates("seq", keep="first", ignore_index=True)
     return frame
+
+
+#: Columns :func:`labkit.record.attempts` never reads: read on first use of ``Run.events``.
+_LATE = ("rssi_dbm", "link_quality", "battery", "reason", "rtt_ms")
+_NOT_NULL = ("ts", "seq", "run_id", "source", "kind")
+_FIXED = {"source": SOURCES, "kind": KINDS, "state": STATE_NAMES, "result": RESULT_NAMES}
+_FREE = ("run_id", "device", "decision", "method", "protocol", "code")
+
+
+def _clean_table(tables: list[tuple[pa.Table, bool]], run_id: str) -> pa.Table | None:
+    """The parts as one table when it is certain to pass validation as it is: every part
+    written with the schema, no missing ``ts``/``seq``/``run_id``/``source``/``kind``, fixed
+    categories within theirs, no missing value in a dictionary, ``seq`` strictly increasing
+    and only ``run_id`` as run id. None otherwise (the full path then repairs or reports)."""
+    if not tables or not all(exact for _, exact in tables):
+        return None
+    parts = [t for t, _ in tables]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    if not table.num_rows or any(table.column(n).null_count for n in _NOT_NULL):
+        return None
+    for name, allowed in _FIXED.items():
+        names = set(allowed)
+        for chunk in table.column(name).chunks:
+            d = chunk.dictionary
+            if d.null_count or not names.issuperset(d.to_pylist()):
+                return None
+    for name in _FREE:
+        if any(chunk.dictionary.null_count for chunk in table.column(name).chunks):
+            return None
+    if any(chunk.dictionary.to_pylist() != [run_id] for chunk in table.column("run_id").chunks
+           if len(chunk)):
+        return None
+    seq = np.concatenate([c.to_numpy() for c in table.column("seq").chunks])
+    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+        return None
+    return table
 
 
 def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
@@ -277,7 +400,25 @@ def read_run(path: str | Path, *, skip_broken: bool = False) -> Run:
         raise RunError(run_dir, "not a directory (expected a run directory)")
     manifest = _read_manifest(run_dir)
     run_id = manifest["run_id"]
-    tables, skipped = _read_tables(run_dir / EVENTS_NAME, skip_broken)
+    complete = manifest.get("finished_at") is not None
+    # a closed run's parts no longer change: the columns attempts() never reads are read when
+    # the event table is first used (an open run is read whole: a compaction may follow)
+    columns = [n for n in arrow_schema().names if n not in _LATE] if complete else None
+    tables, skipped, parts = _read_tables(run_dir / EVENTS_NAME, skip_broken, columns)
+    table = _clean_table(tables, run_id)
+    if table is not None:  # the event table is built when first used
+        return Run(
+            path=run_dir,
+            run_id=run_id,
+            manifest=manifest,
+            events=None,
+            complete=complete,
+            skipped=tuple(skipped),
+            table=table,
+            late=tuple(parts) if columns is not None else (),
+        )
+    if columns is not None:  # the full path: every column
+        tables, skipped, _ = _read_tables(run_dir / EVENTS_NAME, skip_broken)
     try:
         events = _tables_to_frame(tables)
         validate(events)
@@ -435,7 +576,7 @@ def load_attempts(
     frames: list[pd.DataFrame] = []
     for item in runs:
         run = item if isinstance(item, Run) else read_run(item)
-        att = attempts(run.events).reset_index(drop=True)
+        att = attempts(run).reset_index(drop=True)
         frames.append(pd.concat([_run_head(run, len(att), params, att.columns), att], axis=1))
     if not frames:
         head = {"run_id": pd.Series([], dtype="string")}

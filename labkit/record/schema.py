@@ -476,10 +476,15 @@ def _dictionary_codes(
     chunks = [c for c in column.chunks if len(c)]
     indices: list[np.ndarray] = []
     names: list[list[str]] = []
+    last: pa.Array | None = None
     for chunk in chunks:
         if chunk.dictionary.null_count:
             return None
-        names.append([str(v) for v in chunk.dictionary.to_pylist()])
+        if last is not None and chunk.dictionary.equals(last):
+            names.append(names[-1])  # row groups often share one dictionary: decode it once
+        else:
+            last = chunk.dictionary
+            names.append([str(v) for v in last.to_pylist()])
         values, valid = _chunk_numpy(chunk.indices)
         # indices under nulls are arbitrary; -1 marks a missing value
         idx = values if valid is None else np.where(valid, values, -1)
@@ -489,17 +494,29 @@ def _dictionary_codes(
     used: list[np.ndarray | None] = [None] * len(chunks)
     if categories is None:
         present: set[str] = set()
+        seen_of: dict[int, np.ndarray] = {}  # per distinct dictionary: the values used
         for i, (idx, chunk_names) in enumerate(zip(indices, names, strict=True)):
             seen = np.bincount(idx[idx >= 0], minlength=len(chunk_names)) > 0
             used[i] = seen
-            present.update(chunk_names[j] for j in np.flatnonzero(seen))
+            key = id(chunk_names)
+            seen_of[key] = seen | seen_of[key] if key in seen_of else seen
+        for chunk_names in names:
+            if id(chunk_names) in seen_of:
+                seen = seen_of.pop(id(chunk_names))
+                present.update(chunk_names[j] for j in np.flatnonzero(seen))
         categories = sorted(present)
     dtype = _code_dtype(len(categories))
     position = {name: i for i, name in enumerate(categories)}
     out = np.empty(len(column), dtype=dtype)
     start = 0
+    remaps: dict[int, np.ndarray] = {}
     for i, (idx, chunk_names) in enumerate(zip(indices, names, strict=True)):
-        remap = np.array([position.get(name, -1) for name in chunk_names] + [-1], dtype=dtype)
+        remap = remaps.get(id(chunk_names))
+        if remap is None:
+            remap = np.array(
+                [position.get(name, -1) for name in chunk_names] + [-1], dtype=dtype
+            )
+            remaps[id(chunk_names)] = remap
         unknown = remap[:-1] < 0
         if unknown.any():
             seen_here = used[i]
