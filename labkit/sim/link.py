@@ -62,6 +62,7 @@ __all__ = [
     "SignalTrace",
     "Verdict",
     "device_link",
+    "link_trouble",
     "outage",
 ]
 
@@ -563,3 +564,34 @@ def device_link(
     chosen = profile_for(profile, device_index, seed)
     trace = SignalTrace(chosen, device_seed, dips=dips, start=start, step_s=step_s)
     return LinkImpairment(trace, device_seed)
+
+
+def link_trouble(trace: SignalTrace, start_s: float, end_s: float) -> str | None:
+    """Why a transfer over this link between ``start_s`` and ``end_s`` (trace time, widened by
+    one second each side) may end in CONNECTION_LOST, or None when the link never got bad.
+
+    Two things the model does can starve a transfer: a second at which the link loses at least
+    every other datagram (a deep fade or a scripted outage), and a second at which the signal
+    is at or below the profile's ``worst_dbm``, where delay and data rate are at their worst (on
+    NB-IoT a 1 KiB block then takes about 5 s to send and a round trip exceeds 10 s, so CoAP's
+    2-3 s retransmissions queue up behind each other on the link). The answer names the worst
+    moment, e.g. ``"link at its worst (-133 dBm, 33 s at <= -130 dBm, max loss 24 %)"``.
+    Checked once per simulated second. Pure: the trace is seeded, no clock is read.
+    """
+    worst_dbm = trace.profile.worst_dbm
+    t = max(trace.start, start_s - 1.0)
+    lossy = slow = 0
+    max_loss, min_rssi = 0.0, None
+    while t <= end_s + 1.0:
+        sample = trace.sample(t)
+        lossy += sample.loss >= 0.5
+        slow += sample.rssi_dbm <= worst_dbm
+        max_loss = max(max_loss, sample.loss)
+        min_rssi = sample.rssi_dbm if min_rssi is None else min(min_rssi, sample.rssi_dbm)
+        t += 1.0
+    if lossy:
+        return f"deep fade or outage ({lossy} s losing >= 50 %, max loss {max_loss:.0%})"
+    if slow:
+        return (f"link at its worst ({min_rssi} dBm, {slow} s at <= {worst_dbm:g} dBm, "
+                f"max loss {max_loss:.0%})")
+    return None

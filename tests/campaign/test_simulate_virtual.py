@@ -18,7 +18,7 @@ import pytest
 from labkit.fota.campaign import FINAL_STATUSES
 from labkit.fota.simulate import simulate
 from labkit.record import read_run
-from labkit.sim.link import device_link
+from labkit.sim.link import device_link, link_trouble
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,17 +31,12 @@ ISSUE_RUN = dict(
 
 def explained(profile: str, index: int, seed: int, faults: str, start: float,
               end: float) -> bool:
-    """A CONNECTION_LOST is explained by a link-drop fault, or by the device's own link
-    losing at least every other datagram at some second of its download."""
+    """A CONNECTION_LOST is explained by a link-drop fault, or by the device's own link getting
+    bad at some second of its download: losing at least every other datagram, or at its
+    profile's worst signal (worst delay and data rate), :func:`labkit.sim.link.link_trouble`."""
     if "link-drop" in faults.split(","):
         return True
-    trace = device_link(profile, index, seed).trace
-    t = max(0.0, start - 1.0)
-    while t <= end + 1.0:
-        if trace.sample(t).loss >= 0.5:
-            return True
-        t += 1.0
-    return False
+    return link_trouble(device_link(profile, index, seed).trace, start, end) is not None
 
 
 def check_run(run_dir: Path, devices: int, seed: int, profile: str) -> pd.DataFrame:

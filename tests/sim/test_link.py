@@ -367,3 +367,21 @@ def test_an_endless_outage_and_read_only_settings() -> None:
         trace.seed = 6  # type: ignore[misc]
     with pytest.raises(AttributeError):
         LinkImpairment(trace, 1).trace = trace  # type: ignore[misc]
+
+
+def test_link_trouble_names_an_outage_a_worst_signal_and_nothing_on_a_good_link() -> None:
+    from labkit.sim.link import link_trouble
+    from labkit.sim.profiles import NB_IOT
+
+    calm = replace(NB_IOT, rssi_mean_dbm=-80.0, rssi_sigma_db=0.5, dips=NO_DIPS)
+    trace = SignalTrace(calm, seed=3, dips=[outage(100.0, 10.0)])
+    assert link_trouble(trace, 0.0, 50.0) is None  # good signal all along
+    outage_found = link_trouble(trace, 90.0, 120.0)
+    assert outage_found is not None and outage_found.startswith("deep fade or outage (")
+    # the window is widened by one second each side: a download ending 1 s before still counts
+    assert link_trouble(trace, 50.0, 99.0) is not None
+    assert link_trouble(trace, 50.0, 98.0) is None
+    # a signal at the profile's worst level (-130 dBm) loses little but is at its slowest
+    weak = replace(NB_IOT, rssi_mean_dbm=-131.0, rssi_sigma_db=0.5, dips=NO_DIPS)
+    slow = link_trouble(SignalTrace(weak, seed=3), 0.0, 20.0)
+    assert slow is not None and slow.startswith("link at its worst (")
