@@ -633,10 +633,11 @@ def _block_stats(
     ``a_dev``, first row ``a_row``, last row ``a_end``, -1 if unfinished).
 
     A block row belongs to its device's latest attempt started before it, unless that attempt
-    ended before it. The rows are taken in row order a window at a time; the attempt of each is
-    a search among the attempts' starts and ends (sorted by device, then row). The distinct
-    block numbers are counted with a bitmap per attempt; only when a block number repeats in
-    an attempt (a retransmission) are the repeats told apart row by row (:func:`_block_counts`).
+    ended before it. The rows are taken in row order a window at a time (the later half of the
+    windows on the second core meanwhile); the attempt of each is a search among the attempts'
+    starts and ends (sorted by device, then row). The distinct block numbers are counted with
+    a bitmap per attempt; only when a block number repeats in an attempt (a retransmission)
+    are the repeats told apart row by row (:func:`_block_counts`).
     """
     n_att = len(a_dev)
     span = a.n + 1
@@ -651,23 +652,14 @@ def _block_stats(
     block_kind = _K["block"]
     low, high = a.block_bounds
     width = high + 1
-    # the bitmap: one bit per (attempt, block number) pair; else the exact path at once
+    # the bitmap: one cell per (attempt, block number) pair; else the exact path at once
     room = _BITMAP_CELLS_PER_ROW * (a.n + (1 << 15))
     use_bitmap = n_att > 0 and low >= 0 and n_att * width <= room
-    seen = np.zeros(n_att * width if use_bitmap else 0, dtype=bool)
-    a_blocks = np.zeros(n_att, dtype=np.int64)
-    numbered = 0  # block rows in attempts carrying a block number
-    a_bytes = np.zeros(n_att, dtype=np.float64)
-    a_with_bytes = np.zeros(n_att, dtype=np.int64)
-    a_retrans = np.zeros(n_att, dtype=np.int64)
-    protocol_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
-    hint_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
-    wave_rows: list[np.ndarray] = []
-    collected: list[tuple[np.ndarray, np.ndarray]] = []
+    seen = np.zeros(n_att * width if use_bitmap else 0, dtype=bool)  # (only set, never reset)
 
-    def window(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Block rows of a device in rows c0..c1, their attempts (-1: none), and the rows'
-        positions among them that are in an attempt."""
+    def window(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The block rows of a device in rows c0..c1 that are in an attempt, and theirs;
+        and the block rows carrying a wave (in an attempt or not)."""
         dev = a.device[c0:c1]
         rows = np.flatnonzero((a.kind[c0:c1] == block_kind) & (dev >= 0))
         bd = dev[rows].astype(np.int64)
@@ -678,47 +670,66 @@ def _block_stats(
         i -= 1
         att = ev_att[i]
         att[ev_dev[i] != bd] = -1
-        return rows, att, np.flatnonzero(att >= 0)
-
-    for c0 in range(0, a.n if n_att else 0, _WINDOW):
-        rows, att, inside = window(c0, min(c0 + _WINDOW, a.n))
         wave = a.wave_valid[rows]
-        if wave.any():
-            wave_rows.append(rows[wave])
-        rows, att = rows[inside], att[inside]
-        if not len(rows):
-            continue
-        pro = a.protocol[0][rows] >= 0
-        np.minimum.at(protocol_row, att[pro], rows[pro])
-        hinted = met_hint[a.method[0][rows]] > 0
-        if hinted.any():
-            np.minimum.at(hint_row, att[hinted], rows[hinted])
-        if not use_bitmap:
-            collected.append((rows, att))
-            continue
-        blk = a.block_at(rows)
-        has_blk = blk >= 0  # (NaN: False)
-        numbered += int(np.count_nonzero(has_blk))
-        where = att[has_blk].astype(np.int64)
-        where *= width
-        where += blk[has_blk].astype(np.int64, copy=False)
-        seen[where] = True
-        a_blocks += np.bincount(att, minlength=n_att)
-        nbytes = a.bytes_at(rows)
-        with_bytes = ~np.isnan(nbytes)
-        a_bytes += np.bincount(att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
-        a_with_bytes += np.bincount(att[with_bytes], minlength=n_att)
-        a_retrans += np.bincount(att[a.retrans[rows]], minlength=n_att)
+        inside = np.flatnonzero(att >= 0)
+        return rows[inside], att[inside], rows[wave] if wave.any() else rows[:0]
+
+    def count(start: int, stop: int) -> tuple[Any, ...]:
+        """Per attempt sums over the windows from row ``start`` to ``stop``."""
+        numbered = 0  # block rows in attempts carrying a block number
+        a_blocks = np.zeros(n_att, dtype=np.int64)
+        a_bytes = np.zeros(n_att, dtype=np.float64)
+        a_with_bytes = np.zeros(n_att, dtype=np.int64)
+        a_retrans = np.zeros(n_att, dtype=np.int64)
+        protocol_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
+        hint_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
+        wave_rows: list[np.ndarray] = []
+        for c0 in range(start, stop, _WINDOW):
+            rows, att, waves = window(c0, min(c0 + _WINDOW, stop))
+            if len(waves):
+                wave_rows.append(waves)
+            if not len(rows):
+                continue
+            pro = a.protocol[0][rows] >= 0
+            np.minimum.at(protocol_row, att[pro], rows[pro])
+            hinted = met_hint[a.method[0][rows]] > 0
+            if hinted.any():
+                np.minimum.at(hint_row, att[hinted], rows[hinted])
+            if not use_bitmap:
+                continue
+            blk = a.block_at(rows)
+            has_blk = blk >= 0  # (NaN: False)
+            numbered += int(np.count_nonzero(has_blk))
+            where = att[has_blk].astype(np.int64)
+            where *= width
+            where += blk[has_blk].astype(np.int64, copy=False)
+            seen[where] = True
+            a_blocks += np.bincount(att, minlength=n_att)
+            nbytes = a.bytes_at(rows)
+            with_bytes = ~np.isnan(nbytes)
+            a_bytes += np.bincount(att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+            a_with_bytes += np.bincount(att[with_bytes], minlength=n_att)
+            a_retrans += np.bincount(att[a.retrans[rows]], minlength=n_att)
+        return (numbered, a_blocks, a_bytes, a_with_bytes, a_retrans, protocol_row, hint_row,
+                wave_rows)  # fmt: skip
+
+    # the later half of the windows on the second core, the first half here
+    half = min(a.n, -(-a.n // (2 * _WINDOW)) * _WINDOW) if n_att else 0
+    later = _POOL.submit(count, half, a.n if n_att else 0)
+    parts = (count(0, half), later.result())
+    numbered = sum(p[0] for p in parts)
+    a_blocks, a_bytes, a_with_bytes, a_retrans = (parts[0][i] + parts[1][i] for i in range(1, 5))
+    protocol_row = np.minimum(parts[0][5], parts[1][5])
+    hint_row = np.minimum(parts[0][6], parts[1][6])
+    wave_rows = parts[0][7] + parts[1][7]
     if use_bitmap and int(np.count_nonzero(seen)) < numbered:  # a block number repeats
         use_bitmap = False
-        for c0 in range(0, a.n, _WINDOW):
-            rows, att, inside = window(c0, min(c0 + _WINDOW, a.n))
-            collected.append((rows[inside], att[inside]))
     if use_bitmap or not n_att:
         counts = (a_blocks, a_bytes, a_with_bytes > 0, a_retrans)
     else:
-        brows = np.concatenate([r for r, _ in collected]) if collected else np.zeros(0, np.int64)
-        batt = np.concatenate([t for _, t in collected]) if collected else np.zeros(0, np.int32)
+        collected = [window(c0, min(c0 + _WINDOW, a.n)) for c0 in range(0, a.n, _WINDOW)]
+        brows = np.concatenate([r for r, _, _ in collected])
+        batt = np.concatenate([t for _, t, _ in collected])
         counts = _block_counts(a, brows, batt, n_att)
     found = protocol_row != _NO_SEQ
     protocol = np.full(n_att, -1, dtype=np.int64)
@@ -857,15 +868,13 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
 
     # block rows: each belongs to the attempt of its device that started before it, unless
     # that attempt ended before it (then it precedes the device's next attempt: in none); they
-    # are looked at in row order, a window at a time, on the second core meanwhile (numpy lets
-    # go of the GIL in its loops)
+    # are looked at in row order, a window at a time, half of them on the second core (numpy
+    # lets go of the GIL in its loops)
     a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
     met_lower = [m.lower() for m in met_labels]
     met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
     met_hint = met_hint.astype(np.int8)
-    counting = _POOL.submit(
-        _block_stats, a, a_dev, a_row, np.where(a_finished, sel[a_last], -1), met_hint
-    )
+    blocks = _block_stats(a, a_dev, a_row, np.where(a_finished, sel[a_last], -1), met_hint)
 
     def first_of_both(
         ctrl_mask: np.ndarray, block_row: np.ndarray
@@ -893,7 +902,6 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     rhint = hint[requests]
     rhint = np.where((rhint == 0) & is_uri, 2, np.where((rhint == 0) & is_package, 1, rhint))
     hint[requests] = rhint
-    blocks = counting.result()
     first_dec = _first_per_key(row_att, dec_push_pull, n_att)
     hint_in_block, first_hint = first_of_both(hint > 0, blocks.hint_row)
     a_hint = np.where(hint_in_block, blocks.hint, _take(hint, first_hint, 0))
@@ -921,7 +929,7 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     a_download = stage_seconds(downloading)
     a_update = stage_seconds(int(State.UPDATING))
 
-    # blocks, bytes, retransmissions (counted in a thread meanwhile)
+    # blocks, bytes, retransmissions (counted with the block rows above)
     a_blocks, a_bytes, a_has_bytes, a_retrans = blocks.counts
     cretrans = a.retrans[sel] & in_att
     a_retrans += np.bincount(row_att[cretrans], minlength=n_att).astype(np.int64)
