@@ -657,7 +657,7 @@ def _block_stats(
     use_bitmap = n_att > 0 and low >= 0 and n_att * width <= room
     seen = np.zeros(n_att * width if use_bitmap else 0, dtype=bool)  # (only set, never reset)
 
-    def window(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+    def window(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The block rows of a device in rows c0..c1 that are in an attempt, and theirs;
         and the block rows carrying a wave (in an attempt or not)."""
         dev = a.device[c0:c1]
