@@ -540,8 +540,16 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
         return at
 
     def path_at(rows: np.ndarray) -> np.ndarray:
+        """Normalised paths at ``rows``: each distinct path normalised once."""
         taken = table.column("path").take(pa.array(rows, pa.int64()))
-        return _norm_path(pd.Series(taken.to_pylist(), dtype="string"))
+        encoded = pa.chunked_array(taken).combine_chunks().dictionary_encode()
+        distinct = _norm_path(pd.Series(encoded.dictionary.to_pylist(), dtype="string"))
+        lookup = np.concatenate([distinct, np.array([""], dtype=object)])  # last: missing
+        codes, valid = _chunk_numpy(encoded.indices)
+        index = codes.astype(np.intp)
+        if valid is not None:
+            index[~valid] = len(distinct)
+        return np.asarray(lookup[index], dtype=object)
 
     def version_at(rows: np.ndarray) -> np.ndarray:
         taken = table.column("fw_version").take(pa.array(rows, pa.int64()))
