@@ -615,7 +615,7 @@ def _block_counts(
 
 #: Rows of the event table the block pass looks at at once: its temporaries stay small (and
 #: are reused by the allocator, not mapped and faulted in afresh for every one of them).
-_WINDOW = 1 << 20
+_WINDOW = 1 << 18
 #: The distinct block numbers of attempts are counted with a bitmap of (attempt, block number)
 #: pairs when it has at most this many cells per row of the table (plus 32,768); else, and
 #: when a number repeats in an attempt, the repeats are told apart row by row.
