@@ -386,6 +386,7 @@ class EventArrays:
     version_valid: np.ndarray  # bool
     wave_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
     block_at: Callable[[np.ndarray], np.ndarray]  # float64 NaN missing, or int64 >= -1 (-1)
+    block_bounds: tuple[int, int]  # lowest and highest block number ((0, -1): none)
     bytes_at: Callable[[np.ndarray], np.ndarray]  # float64, NaN missing
     path_at: Callable[[np.ndarray], np.ndarray]  # object: stripped of blanks and "/", "" missing
     version_at: Callable[[np.ndarray], np.ndarray]  # object, None missing
@@ -396,6 +397,10 @@ def _float_at(s: pd.Series) -> Callable[[np.ndarray], np.ndarray]:
         return np.asarray(s.take(rows).to_numpy(dtype=np.float64, na_value=np.nan))
 
     return at
+
+
+def _bounds(low: Any, high: Any) -> tuple[int, int]:
+    return (0, -1) if pd.isna(low) or pd.isna(high) else (int(low), int(high))
 
 
 def _codes_and_names(s: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -436,6 +441,7 @@ def arrays_of(events: pd.DataFrame) -> EventArrays:
         version_valid=version.notna().to_numpy(dtype=bool),
         wave_at=_float_at(wave),
         block_at=_float_at(ev["block"]),
+        block_bounds=_bounds(ev["block"].min(), ev["block"].max()),
         bytes_at=_float_at(ev["bytes"]),
         path_at=path_at,
         version_at=version_at,
@@ -498,30 +504,52 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
     def valid(name: str) -> np.ndarray:
         return np.asarray(pc.is_valid(table.column(name)).to_numpy(), dtype=bool)
 
+    bounds = pc.min_max(table.column("block"))
+    block_bounds = _bounds(bounds["min"].as_py(), bounds["max"].as_py())
+
+    def numpy_at(name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values (arbitrary where missing) and missing flags of a column at ``rows``; only
+        the rows' span of the column is converted (the callers' rows are in row order, often
+        within a window of the table)."""
+        first, stop = int(rows.min()), int(rows.max()) + 1
+        values, missing = _numpy_of(table.column(name).slice(first, stop - first))
+        if first:
+            rows = rows - first
+        return values[rows], missing[rows]
+
     def block_at(rows: np.ndarray) -> np.ndarray:
         """Block numbers as int64, -1 where missing (float64 if a number is negative)."""
-        lowest = pc.min(table.column("block")).as_py()
-        if lowest is not None and lowest < 0:
+        if block_bounds[0] < 0:
             return float_at("block")(rows)
-        values, missing = _numpy_of(table.column("block"))
-        out = values[rows].astype(np.int64, copy=False)
-        out[missing[rows]] = -1
+        if not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        values, missing = numpy_at("block", rows)
+        out = values.astype(np.int64, copy=False)
+        out[missing] = -1
         return out
 
     def float_at(name: str) -> Callable[[np.ndarray], np.ndarray]:
         def at(rows: np.ndarray) -> np.ndarray:
             if not len(rows):
                 return np.zeros(0, dtype=np.float64)
-            values, missing = _numpy_of(table.column(name))
-            out = values[rows].astype(np.float64)
-            out[missing[rows]] = np.nan
+            values, missing = numpy_at(name, rows)
+            out = values.astype(np.float64)
+            out[missing] = np.nan
             return out
 
         return at
 
     def path_at(rows: np.ndarray) -> np.ndarray:
+        """Normalised paths at ``rows``: each distinct path normalised once."""
         taken = table.column("path").take(pa.array(rows, pa.int64()))
-        return _norm_path(pd.Series(taken.to_pylist(), dtype="string"))
+        encoded = pa.chunked_array(taken).combine_chunks().dictionary_encode()
+        distinct = _norm_path(pd.Series(encoded.dictionary.to_pylist(), dtype="string"))
+        lookup = np.concatenate([distinct, np.array([""], dtype=object)])  # last: missing
+        codes, valid = _chunk_numpy(encoded.indices)
+        index = codes.astype(np.intp)
+        if valid is not None:
+            index[~valid] = len(distinct)
+        return np.asarray(lookup[index], dtype=object)
 
     def version_at(rows: np.ndarray) -> np.ndarray:
         taken = table.column("fw_version").take(pa.array(rows, pa.int64()))
@@ -546,6 +574,7 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
         version_valid=valid("fw_version"),
         wave_at=float_at("wave"),
         block_at=block_at,
+        block_bounds=block_bounds,
         bytes_at=float_at("bytes"),
         path_at=path_at,
         version_at=version_at,
@@ -555,7 +584,7 @@ def arrays_from_arrow(table: pa.Table) -> EventArrays | None:
 def _block_counts(
     a: EventArrays, brows: np.ndarray, batt: np.ndarray, n_att: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per attempt, from its block rows (``brows``, by device then seq; ``batt`` their
+    """Per attempt, from its block rows (``brows``, in seq order; ``batt`` their
     attempts): distinct blocks, bytes, whether any block carried bytes, and the block rows
     that are retransmissions."""
     blk = a.block_at(brows)
@@ -584,6 +613,148 @@ def _block_counts(
     return a_blocks, a_bytes, a_has_bytes, a_retrans
 
 
+#: Rows of the event table the block pass looks at at once: its temporaries stay small (and
+#: are reused by the allocator, not mapped and faulted in afresh for every one of them).
+_WINDOW = 1 << 18
+#: The distinct block numbers of attempts are counted with a bitmap of (attempt, block number)
+#: pairs when it has at most this many cells per row of the table (plus 32,768); else, and
+#: when a number repeats in an attempt, the repeats are told apart row by row.
+_BITMAP_CELLS_PER_ROW = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocks:
+    """What :func:`attempts` takes from the ``block`` rows, per attempt."""
+
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # as _block_counts
+    protocol_row: np.ndarray  # the first block row carrying a protocol (_NO_SEQ: none)
+    protocol: np.ndarray  # its protocol code
+    hint_row: np.ndarray  # the first block row with a push/pull method (_NO_SEQ: none)
+    hint: np.ndarray  # its hint (1 push, 2 pull)
+    wave_rows: np.ndarray  # block rows of a device carrying a wave (any attempt or none)
+
+
+def _block_stats(
+    a: EventArrays, a_dev: np.ndarray, a_row: np.ndarray, a_end: np.ndarray, met_hint: np.ndarray
+) -> _Blocks:
+    """The block rows' share of :func:`attempts` (attempts by device then start: device
+    ``a_dev``, first row ``a_row``, last row ``a_end``, -1 if unfinished).
+
+    A block row belongs to its device's latest attempt started before it, unless that attempt
+    ended before it. The rows are taken in row order a window at a time (the later half of the
+    windows on the second core meanwhile); the attempt of each is a search among the attempts'
+    starts and ends (sorted by device, then row). The distinct block numbers are counted with
+    a bitmap per attempt; only when a block number repeats in an attempt (a retransmission)
+    are the repeats told apart row by row (:func:`_block_counts`).
+    """
+    n_att = len(a_dev)
+    span = a.n + 1
+    # the places where a device's current attempt changes: a start (to it), an end (to none);
+    # a sentinel first, so that every search lands on an entry
+    finished = np.flatnonzero(a_end >= 0)
+    ev_key = np.r_[-1, a_dev * span + a_row, a_dev[finished] * span + a_end[finished]]
+    ev_dev = np.r_[-1, a_dev, a_dev[finished]].astype(np.int64)
+    ev_att = np.r_[-1, np.arange(n_att), np.full(len(finished), -1)].astype(np.int32)
+    order = np.argsort(ev_key, kind="stable")
+    ev_key, ev_dev, ev_att = ev_key[order], ev_dev[order], ev_att[order]
+    block_kind = _K["block"]
+    low, high = a.block_bounds
+    width = high + 1
+    # the bitmap: one cell per (attempt, block number) pair; else the exact path at once
+    room = _BITMAP_CELLS_PER_ROW * (a.n + (1 << 15))
+    use_bitmap = n_att > 0 and low >= 0 and n_att * width <= room
+    seen = np.zeros(n_att * width if use_bitmap else 0, dtype=bool)  # (only set, never reset)
+
+    def window(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The block rows of a device in rows c0..c1 that are in an attempt, and theirs;
+        and the block rows carrying a wave (in an attempt or not)."""
+        dev = a.device[c0:c1]
+        rows = np.flatnonzero((a.kind[c0:c1] == block_kind) & (dev >= 0))
+        bd = dev[rows].astype(np.int64)
+        rows += c0
+        key = bd * span
+        key += rows
+        i = np.searchsorted(ev_key, key, side="right")
+        i -= 1
+        att = ev_att[i]
+        att[ev_dev[i] != bd] = -1
+        wave = a.wave_valid[rows]
+        inside = np.flatnonzero(att >= 0)
+        return rows[inside], att[inside], rows[wave] if wave.any() else rows[:0]
+
+    def count(start: int, stop: int) -> tuple[Any, ...]:
+        """Per attempt sums over the windows from row ``start`` to ``stop``."""
+        numbered = 0  # block rows in attempts carrying a block number
+        a_blocks = np.zeros(n_att, dtype=np.int64)
+        a_bytes = np.zeros(n_att, dtype=np.float64)
+        a_with_bytes = np.zeros(n_att, dtype=np.int64)
+        a_retrans = np.zeros(n_att, dtype=np.int64)
+        protocol_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
+        hint_row = np.full(n_att, _NO_SEQ, dtype=np.int64)
+        wave_rows: list[np.ndarray] = []
+        for c0 in range(start, stop, _WINDOW):
+            rows, att, waves = window(c0, min(c0 + _WINDOW, stop))
+            if len(waves):
+                wave_rows.append(waves)
+            if not len(rows):
+                continue
+            pro = a.protocol[0][rows] >= 0
+            np.minimum.at(protocol_row, att[pro], rows[pro])
+            hinted = met_hint[a.method[0][rows]] > 0
+            if hinted.any():
+                np.minimum.at(hint_row, att[hinted], rows[hinted])
+            if not use_bitmap:
+                continue
+            blk = a.block_at(rows)
+            has_blk = blk >= 0  # (NaN: False)
+            numbered += int(np.count_nonzero(has_blk))
+            where = att[has_blk].astype(np.int64)
+            where *= width
+            where += blk[has_blk].astype(np.int64, copy=False)
+            seen[where] = True
+            a_blocks += np.bincount(att, minlength=n_att)
+            nbytes = a.bytes_at(rows)
+            with_bytes = ~np.isnan(nbytes)
+            a_bytes += np.bincount(att[with_bytes], weights=nbytes[with_bytes], minlength=n_att)
+            a_with_bytes += np.bincount(att[with_bytes], minlength=n_att)
+            a_retrans += np.bincount(att[a.retrans[rows]], minlength=n_att)
+        return (numbered, a_blocks, a_bytes, a_with_bytes, a_retrans, protocol_row, hint_row,
+                wave_rows)  # fmt: skip
+
+    # the later half of the windows on the second core, the first half here
+    half = min(a.n, -(-a.n // (2 * _WINDOW)) * _WINDOW) if n_att else 0
+    later = _POOL.submit(count, half, a.n if n_att else 0)
+    parts = (count(0, half), later.result())
+    numbered = sum(p[0] for p in parts)
+    a_blocks, a_bytes, a_with_bytes, a_retrans = (parts[0][i] + parts[1][i] for i in range(1, 5))
+    protocol_row = np.minimum(parts[0][5], parts[1][5])
+    hint_row = np.minimum(parts[0][6], parts[1][6])
+    wave_rows = parts[0][7] + parts[1][7]
+    if use_bitmap and int(np.count_nonzero(seen)) < numbered:  # a block number repeats
+        use_bitmap = False
+    if use_bitmap or not n_att:
+        counts = (a_blocks, a_bytes, a_with_bytes > 0, a_retrans)
+    else:
+        collected = [window(c0, min(c0 + _WINDOW, a.n)) for c0 in range(0, a.n, _WINDOW)]
+        brows = np.concatenate([r for r, _, _ in collected])
+        batt = np.concatenate([t for _, t, _ in collected])
+        counts = _block_counts(a, brows, batt, n_att)
+    found = protocol_row != _NO_SEQ
+    protocol = np.full(n_att, -1, dtype=np.int64)
+    protocol[found] = a.protocol[0][protocol_row[found]]
+    found = hint_row != _NO_SEQ
+    hint = np.zeros(n_att, dtype=np.int64)
+    hint[found] = met_hint[a.method[0][hint_row[found]]]
+    return _Blocks(
+        counts=counts,
+        protocol_row=protocol_row,
+        protocol=protocol,
+        hint_row=hint_row,
+        hint=hint,
+        wave_rows=np.concatenate(wave_rows) if wave_rows else np.zeros(0, np.int64),
+    )
+
+
 def _attempts_of(a: EventArrays) -> pd.DataFrame:
     """:func:`attempts` of the arrays of an event table.
 
@@ -602,8 +773,6 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     wanted = np.isin(kcode_all, [_K[k] for k in control_kinds])
     sel = np.flatnonzero(has_dev & ~is_block_all & (wanted | a.retrans | a.wave_valid))
     sel = sel[_by_device(dcode_all[sel])]  # by device, then seq
-    bsel = np.flatnonzero(has_dev & is_block_all)
-    bsel = bsel[_by_device(dcode_all[bsel])]
     del has_dev, is_block_all, wanted
     n = len(sel)
     d = dcode_all[sel].astype(np.int64)
@@ -706,60 +875,25 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     upto = np.where(same_next, next_start - 1, dev_last[a_start] if n_att else a_start)
 
     # block rows: each belongs to the attempt of its device that started before it, unless
-    # that attempt ended before it (then it precedes the device's next attempt: in none)
-    span = a.n + 1
-    # (the block-row arrays are the largest here: narrow dtypes where they fit)
-    index_type = np.int32 if a.n < np.iinfo(np.int32).max else np.int64
-    bsel = bsel.astype(index_type, copy=False)
-    bd = dcode_all[bsel]  # device codes, narrow
-    if n_att and len(bsel):
-        a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
-        a_end_row = np.where(a_finished, sel[a_last], a.n).astype(index_type)
-        # block rows and attempts are both in (device, row) order: where each attempt's start
-        # falls among the blocks (a search per attempt, not per block), and each block's
-        # latest attempt start as a running count of those places
-        bkey = bd.astype(np.int64)
-        bkey *= span
-        bkey += bsel
-        first_block = np.searchsorted(bkey, a_dev * span + a_row, side="right")
-        del bkey
-        j: np.ndarray = np.cumsum(
-            np.bincount(first_block, minlength=len(bsel) + 1)[:-1], dtype=index_type
-        )
-        j -= 1
-        jv = np.maximum(j, 0)
-        ok = a_dev.astype(bd.dtype)[jv] == bd
-        ok &= j >= 0
-        ok &= bsel < a_end_row[jv]
-        b_att = np.where(ok, j, -1)
-        del j, jv, ok, first_block
-    else:
-        b_att = np.full(len(bsel), -1, dtype=index_type)
-    bp = np.flatnonzero(b_att >= 0)
-    brows = bsel[bp]  # block rows in attempts, by device then seq
-    batt = b_att[bp]
-    del b_att
-    # the block counts need nothing else: a second core counts them meanwhile (numpy lets
-    # go of the GIL in its loops)
-    counting = _POOL.submit(_block_counts, a, brows, batt, n_att)
-    b_first = np.full(n_att, -1, dtype=np.int64)  # each attempt's first block row
-    b_starts = _group_starts(batt)
-    b_first[batt[b_starts]] = b_starts
+    # that attempt ended before it (then it precedes the device's next attempt: in none); they
+    # are looked at in row order, a window at a time, half of them on the second core (numpy
+    # lets go of the GIL in its loops)
+    a_row = sel[a_start]  # each attempt's first and (if finished) last row in the table
+    met_lower = [m.lower() for m in met_labels]
+    met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
+    met_hint = met_hint.astype(np.int8)
+    blocks = _block_stats(a, a_dev, a_row, np.where(a_finished, sel[a_last], -1), met_hint)
 
-    def first_of_both(ctrl_mask: np.ndarray, block_mask: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per attempt, its first row (in either kind of row) with the mask set: whether it
-        is a block row, its position among the control rows, among ``brows``; -1 if none."""
+    def first_of_both(
+        ctrl_mask: np.ndarray, block_row: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per attempt, whether its first row with the mask set (or the first block row
+        ``block_row`` of it, _NO_SEQ if none) is that block row, and the position of the
+        first control row with the mask set (-1 if none or the block row came first)."""
         fc = _first_per_key(row_att, ctrl_mask, n_att)
-        if not block_mask.any():  # usual for method hints: no block row carries one
-            fb = np.full(n_att, -1, dtype=np.int64)
-        elif block_mask.all():  # usual for protocols: every block row carries one
-            fb = b_first
-        else:
-            fb = _first_per_key(batt, block_mask, n_att)
         gc = np.where(fc >= 0, _take(sel, fc, 0), _NO_SEQ)
-        gb = np.where(fb >= 0, _take(brows, fb, 0).astype(np.int64), _NO_SEQ)
-        use_block = gb < gc
-        return use_block, np.where(use_block, -1, fc), np.where(use_block, fb, -1)
+        use_block = block_row < gc
+        return use_block, np.where(use_block, -1, fc)
 
     # result: the final code, or the last result reported during an unfinished attempt
     last_res = np.full(n_att, -1, dtype=np.int64)
@@ -772,18 +906,13 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     # method hint
     # (labels of a code: labels[code], "" for a missing value)
     hint_names = np.array(["", "push", "pull"], dtype=object)
-    met_lower = [m.lower() for m in met_labels]
-    met_hint = np.array([1 if m == "push" else 2 if m == "pull" else 0 for m in met_lower])
-    met_hint = met_hint.astype(np.int8)
     hint = met_hint[met_codes]
     rhint = hint[requests]
     rhint = np.where((rhint == 0) & is_uri, 2, np.where((rhint == 0) & is_package, 1, rhint))
     hint[requests] = rhint
-    bmet_codes = a.method[0][brows]
-    bhint = met_hint[bmet_codes]
     first_dec = _first_per_key(row_att, dec_push_pull, n_att)
-    hint_in_block, first_hint, first_bhint = first_of_both(hint > 0, bhint > 0)
-    a_hint = np.where(hint_in_block, _take(bhint, first_bhint, 0), _take(hint, first_hint, 0))
+    hint_in_block, first_hint = first_of_both(hint > 0, blocks.hint_row)
+    a_hint = np.where(hint_in_block, blocks.hint, _take(hint, first_hint, 0))
     a_method = np.where(
         first_dec >= 0,
         dec_labels[_take(dec_codes, first_dec, -1)],
@@ -791,11 +920,8 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     )
     a_method = a_method.astype(object)
     a_method[a_method == ""] = None
-    bpro_codes = a.protocol[0][brows]
-    pro_in_block, first_pro, first_bpro = first_of_both(pro_codes >= 0, bpro_codes >= 0)
-    a_pro_code = np.where(
-        pro_in_block, _take(bpro_codes, first_bpro, -1), _take(pro_codes, first_pro, -1)
-    )
+    pro_in_block, first_pro = first_of_both(pro_codes >= 0, blocks.protocol_row)
+    a_pro_code = np.where(pro_in_block, blocks.protocol, _take(pro_codes, first_pro, -1))
     a_protocol = np.where(a_pro_code >= 0, pro_labels[a_pro_code], np.array(None, dtype=object))
 
     # stage durations
@@ -811,8 +937,8 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     a_download = stage_seconds(downloading)
     a_update = stage_seconds(int(State.UPDATING))
 
-    # blocks, bytes, retransmissions (counted in a thread meanwhile)
-    a_blocks, a_bytes, a_has_bytes, a_retrans = counting.result()
+    # blocks, bytes, retransmissions (counted with the block rows above)
+    a_blocks, a_bytes, a_has_bytes, a_retrans = blocks.counts
     cretrans = a.retrans[sel] & in_att
     a_retrans += np.bincount(row_att[cretrans], minlength=n_att).astype(np.int64)
 
@@ -831,15 +957,19 @@ def _attempts_of(a: EventArrays) -> pd.DataFrame:
     wave_pos = _last_at_or_before(~np.isnan(wave), dev_first, upto)
     a_wave = _take(wave, wave_pos, np.nan)
     # a block row carrying a wave value: the device's last one before its next attempt
-    bwave = np.flatnonzero(a.wave_valid[bsel])
-    if len(bwave) and n_att:
-        wkey = bd[bwave].astype(np.int64) * span + bsel[bwave]
+    wrows = blocks.wave_rows
+    if len(wrows) and n_att:
+        span = a.n + 1
+        wd = a.device[wrows].astype(np.int64)
+        wkey = wd * span + wrows
+        order = np.argsort(wkey, kind="stable")
+        wkey, wd, wrows = wkey[order], wd[order], wrows[order]
         limit = np.where(same_next, _take(sel, next_start, 0) - 1, a.n)
         j = np.searchsorted(wkey, a_dev * span + limit, side="right") - 1
         jv = np.maximum(j, 0)
-        found = (j >= 0) & (bd[bwave][jv] == a_dev)
-        later = found & ((wave_pos < 0) | (bsel[bwave][jv] > _take(sel, wave_pos, -1)))
-        a_wave = np.where(later, a.wave_at(bsel[bwave])[jv], a_wave)
+        found = (j >= 0) & (wd[jv] == a_dev)
+        later = found & ((wave_pos < 0) | (wrows[jv] > _take(sel, wave_pos, -1)))
+        a_wave = np.where(later, a.wave_at(wrows)[jv], a_wave)
 
     result_cat = pd.Categorical.from_codes(a_result.astype(np.int64), dtype=RESULT_DTYPE)
     attempt_no = (

@@ -18,7 +18,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -366,9 +365,15 @@ def _clean_table(tables: list[tuple[pa.Table, bool]], run_id: str) -> pa.Table |
     if any(chunk.dictionary.to_pylist() != [run_id] for chunk in table.column("run_id").chunks
            if len(chunk)):
         return None
-    seq = np.concatenate([c.to_numpy() for c in table.column("seq").chunks])
-    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
-        return None
+    # seq strictly increasing: chunk by chunk (no copy of the whole column), and across chunks
+    last: int | None = None
+    for chunk in table.column("seq").chunks:
+        if not len(chunk):
+            continue
+        seq = chunk.to_numpy()
+        if (last is not None and seq[0] <= last) or not (seq[1:] > seq[:-1]).all():
+            return None
+        last = int(seq[-1])
     return table
 
 

@@ -180,3 +180,29 @@ def test_late_columns_of_a_closed_run_are_read_with_the_event_table(tmp_path: Pa
     with pytest.raises(RunError):
         _ = run.events
     assert len(attempts(run)) == len(attempts(whole))  # read already: still there
+
+
+@pytest.mark.parametrize(("window", "bitmap"), [(1, 2), (7, 2), (7, 0), (1 << 20, 0)])
+def test_block_pass_in_windows_and_without_bitmap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, bitmap: int
+) -> None:
+    """The block rows looked at a few rows at a time, and counted row by row instead of with
+    the bitmap, give the same attempts (devices whose blocks repeat and devices whose do not)."""
+    from labkit.record import derived
+
+    run_dir = tmp_path / "r"
+    record(run_dir, scenario() + edge_cases(), parts=2).close()
+    expected = attempts(read_run(run_dir))
+    without_repeats = expected.loc[expected["device"] != "r1"]
+    assert (without_repeats["retransmissions"] == 0).any() and (expected["blocks"] > 0).any()
+    monkeypatch.setattr(derived, "_WINDOW", window)
+    monkeypatch.setattr(derived, "_BITMAP_CELLS_PER_ROW", bitmap)
+    pd.testing.assert_frame_equal(attempts(read_run(run_dir)), expected)
+    pd.testing.assert_frame_equal(attempts(read_run(run_dir).events), expected)
+    # only devices without repeated blocks: the bitmap alone decides their counts
+    events = read_run(run_dir).events
+    plain = events.loc[events["device"] != "r1"].reset_index(drop=True)
+    monkeypatch.setattr(derived, "_BITMAP_CELLS_PER_ROW", 2)
+    with_bitmap = attempts(plain)
+    monkeypatch.setattr(derived, "_BITMAP_CELLS_PER_ROW", 0)
+    pd.testing.assert_frame_equal(with_bitmap, attempts(plain))
