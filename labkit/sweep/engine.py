@@ -176,14 +176,19 @@ def longest_first(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _local_client(workers: int | None) -> tuple[Any, Any]:
+    import dask
     from distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # an ephemeral port: never collide with :8787
-        silence_logs=logging.ERROR,
-    )
+    # Dask's statistical profiler samples every thread's stack every 10 ms in each worker, a
+    # cost a CPU-bound cell pays in full and nobody reads here: off for our own workers (the
+    # nannies copy the configuration when they are made; an existing cluster keeps its own).
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # an ephemeral port: never collide with :8787
+            silence_logs=logging.ERROR,
+        )
     return Client(cluster), cluster
 
 
