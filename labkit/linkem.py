@@ -12,9 +12,9 @@ sockets. It owns two things:
   current port, also after a reboot (the relay follows the device's latest source port).
 * :class:`LinkFeeder` -- one task that keeps each device's Connectivity Monitoring values
   (/4/0/0 Network Bearer, /4/0/2 Radio Signal Strength, /4/0/3 Link Quality) equal to the
-  same trace's sample at the current simulated time, through ``device.set_value`` (which
-  notifies observers). What the server reads in /4 is therefore the signal that drives the
-  losses it suffers.
+  same trace's sample at the current simulated time, through ``device.set_values`` (which
+  notifies observers and records one ``link`` row per sample). What the server reads in /4
+  is therefore the signal that drives the losses it suffers.
 
 Why a relay
 -----------
@@ -343,8 +343,9 @@ class LinkFeeder:
     """Keep /4/0/0, /4/0/2 and /4/0/3 of simulated devices equal to their link traces.
 
     One task for all devices: every ``interval_s`` simulated seconds it samples each device's
-    trace at ``clock.elapsed()`` and writes the values that changed with
-    ``device.set_value`` (which notifies observers and records a ``link`` event). Network
+    trace at ``clock.elapsed()`` and writes the values that changed, together, with
+    ``device.set_values`` (which notifies observers and records one ``link`` event showing
+    both values: one row per sample that changed anything). Network
     Bearer (/4/0/0) is written once, at :meth:`start`. Hand :meth:`refresher` to the device's
     relay as ``before_delivery`` and every request finds /4 equal to the trace at the moment
     it arrives, whatever the interval.
@@ -353,13 +354,14 @@ class LinkFeeder:
     ----------
     links:
         ``(device, impairment)`` pairs; ``device`` is a
-        :class:`~labkit.client.SimulatedDevice` (anything with ``set_value(path, value)``).
+        :class:`~labkit.client.SimulatedDevice` (anything with ``set_values({path: value})``
+        and ``set_value(path, value)``).
     clock:
         The run's clock.
     interval_s:
         Simulated seconds between periodic updates (for observers and plots; the fading of
-        the lab's profiles has correlation times of 60 ... 600 s). Every update of a changed
-        value is a ``link`` row, so a short interval with many devices floods the event
+        the lab's profiles has correlation times of 60 ... 600 s). Every sample that changed
+        a value is a ``link`` row, so a short interval with many devices floods the event
         table.
     """
 
@@ -405,20 +407,19 @@ class LinkFeeder:
         if last == now:
             return False
         rssi, lq = now
-        changed = False
+        values: dict[Path, int] = {}
+        if last is None or last[1] != lq:
+            values[_LQ] = int(lq)
+        if last is None or last[0] != rssi:
+            values[_RSSI] = int(rssi)
         try:
-            if last is None or last[1] != lq:
-                device.set_value(_LQ, int(lq))
-                changed = True
-            if last is None or last[0] != rssi:
-                device.set_value(_RSSI, int(rssi))
-                changed = True
+            device.set_values(values)  # one sample, one ``link`` row with both values
         except Exception:  # a device that is off or gone: try again next time
             log.debug("could not write /4 of %r", device, exc_info=True)
             return False
         self._last[key] = now
-        self.updates += changed
-        return changed
+        self.updates += 1
+        return True
 
     def refresher(self, device: Any, impairment: LinkImpairment) -> Callable[[], None]:
         """A zero-argument callable refreshing one device (a relay's ``before_delivery``)."""

@@ -902,12 +902,30 @@ class SimulatedDevice:
     def set_value(self, path: str | Path, value: Any) -> None:
         """Change a value from the device side (battery, RSSI, ...); observers are notified
         as their attributes allow."""
-        p = Path.parse(path)
-        ids = p.ids
-        if len(ids) < 3 or not self.store.exists(p if len(ids) == 3 else Path(ids[:3])):
-            raise KeyError(f"the device has no resource {p}")
-        self._set_internal(p, value)
-        link = _LINK_PATHS.get(p)
+        self.set_values({path: value})
+
+    def set_values(self, values: Mapping[str | Path, Any]) -> None:
+        """Change several values from the device side at one instant (say RSSI and Link
+        Quality of one link sample): observers are notified as their attributes allow (one
+        evaluation for all), and when /4/0/2 or /4/0/3 is among them one ``link`` event shows
+        both values as they are now (``path``: the last link path given).
+
+        Raises
+        ------
+        KeyError
+            When the device lacks one of the resources (then nothing is changed).
+        """
+        paths = [(Path.parse(path), value) for path, value in values.items()]
+        for p, _ in paths:
+            ids = p.ids
+            if len(ids) < 3 or not self.store.exists(p if len(ids) == 3 else Path(ids[:3])):
+                raise KeyError(f"the device has no resource {p}")
+        changed = [p for p, value in paths if self.store.set(p, value)]
+        if changed:
+            self._changed(changed)
+        link = None
+        for p, _ in paths:
+            link = _LINK_PATHS.get(p, link)
         if link is not None:
             rssi, lq = self.store.get(_RSSI), self.store.get(_LQ)
             self.emit(

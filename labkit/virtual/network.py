@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -386,7 +387,13 @@ class StreamTransport(asyncio.Transport):
 
 
 class VirtualRemote(interfaces.EndpointAddress):  # type: ignore[misc]
-    """The address of a CoAP peer on the virtual network (hashes and compares by address)."""
+    """The address of a CoAP peer on the virtual network, as seen from one interface.
+
+    An interface holds at most one live remote per peer address (:meth:`VirtualMessageInterface.
+    remote`), so equal addresses are the same object and a remote hashes and compares by
+    identity, in C: aiocoap compares remotes in loops over all of a context's exchanges
+    (``MessageManager._continue_backlog`` after every ACK), a Python ``__eq__`` there cost a
+    fleet's server time proportional to the number of devices per exchange."""
 
     scheme = "coap"
     maximum_block_size_exp = MAX_REGULAR_BLOCK_SIZE_EXP
@@ -394,12 +401,6 @@ class VirtualRemote(interfaces.EndpointAddress):  # type: ignore[misc]
     def __init__(self, sockaddr: Address, interface: VirtualMessageInterface) -> None:
         self.sockaddr = sockaddr
         self.interface = interface
-
-    def __hash__(self) -> int:
-        return hash(self.sockaddr)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VirtualRemote) and self.sockaddr == other.sockaddr
 
     def __repr__(self) -> str:
         return f"<VirtualRemote {self.hostinfo}>"
@@ -444,6 +445,18 @@ class VirtualMessageInterface(interfaces.MessageInterface):  # type: ignore[misc
         self._network = network
         self._log = log
         self.address = network.bind(host, port, self._received)
+        #: the live remote of each peer address (one object per address: see VirtualRemote)
+        self._remotes: weakref.WeakValueDictionary[Address, VirtualRemote] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def remote(self, address: Address) -> VirtualRemote:
+        """The remote of peer ``address`` (a normalised ``(host, port)``): the live one if
+        there is one, else a new one."""
+        found = self._remotes.get(address)
+        if found is None:
+            found = self._remotes[address] = VirtualRemote(address, self)
+        return found
 
     def __repr__(self) -> str:
         return f"<VirtualMessageInterface {self.address[0]}:{self.address[1]}>"
@@ -457,7 +470,7 @@ class VirtualMessageInterface(interfaces.MessageInterface):  # type: ignore[misc
         if mman is None:
             return
         try:
-            message = Message.decode(data, remote=VirtualRemote(source, self))
+            message = Message.decode(data, remote=self.remote(source))
         except error.UnparsableMessage:
             self._log.warning("Ignoring unparsable message from %s", source)
             return
@@ -484,7 +497,7 @@ class VirtualMessageInterface(interfaces.MessageInterface):  # type: ignore[misc
             raise ValueError("No location found to send message to")
         if self._mman is None:
             raise error.LibraryShutdown
-        return VirtualRemote((_norm_host(str(host)), int(port)), self)
+        return self.remote((_norm_host(str(host)), int(port)))
 
     async def recognize_remote(self, remote: Any) -> bool:
         return isinstance(remote, VirtualRemote) and remote.interface is self

@@ -35,3 +35,16 @@ def test_nested_blocks_unfreeze_only_at_the_outermost_end() -> None:
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
     assert all(getattr(cb, "__module__", "") != "labkit.virtual.heap" for cb in gc.callbacks)
+
+
+def test_young_collections_are_rarer_inside_and_as_before_after() -> None:
+    from labkit.virtual.heap import YOUNG_THRESHOLD
+
+    before = gc.get_threshold()
+    with freeze_survivors():
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+        assert gc.get_threshold()[1:] == before[1:]
+        with freeze_survivors():
+            pass
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
+    assert gc.get_threshold() == before
