@@ -55,7 +55,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from labkit.events import Event, EventSink, discard
@@ -91,13 +91,18 @@ class RelayStats:
     cut_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # (field by field: dataclasses.asdict deep-copies recursively, and a fleet's tables
+        # ask every relay for this every few seconds)
+        return {name: getattr(self, name) for name in _STATS_FIELDS}
 
     @property
     def loss(self) -> float:
         """Fraction of all datagrams dropped (0 when none was sent)."""
         total = self.up_sent + self.down_sent
         return (self.up_dropped + self.down_dropped) / total if total else 0.0
+
+
+_STATS_FIELDS = tuple(f.name for f in fields(RelayStats))
 
 
 class _Side(asyncio.DatagramProtocol):
@@ -173,7 +178,8 @@ class LinkRelay:
         self._device_side: _Side | None = None
         self._server_side: _Side | None = None
         self._device_addr: tuple[Any, ...] | None = None
-        self._pending: set[asyncio.TimerHandle] = set()
+        # deliveries not made yet, by id (a TimerHandle hashes with a Python method)
+        self._pending: dict[int, asyncio.TimerHandle] = {}
         self._cut_until: float | None = None  # simulated time (elapsed) the cut ends
         self._cut_armed: tuple[int, float] | None = None  # (downlink bytes left, duration)
         self._cut_min_size = 0
@@ -209,7 +215,7 @@ class LinkRelay:
     async def stop(self) -> None:
         """Close both sockets and forget datagrams still in flight."""
         self.closed = True
-        for handle in list(self._pending):
+        for handle in list(self._pending.values()):
             handle.cancel()
         self._pending.clear()
         for side in (self._device_side, self._server_side):
@@ -315,7 +321,7 @@ class LinkRelay:
 
         def deliver() -> None:
             if handle is not None:
-                self._pending.discard(handle)
+                self._pending.pop(id(handle), None)
             if self.closed or side is None or side.transport is None:
                 return
             if refresh is not None:
@@ -327,7 +333,7 @@ class LinkRelay:
                 side.transport.sendto(data, target)
 
         handle = loop.call_later(delay, deliver)
-        self._pending.add(handle)
+        self._pending[id(handle)] = handle
 
     def _emit(self, detail: str) -> None:
         try:

@@ -185,8 +185,9 @@ class VirtualNetwork:
         stats = self.stats
         stats.sent += 1
         stats.bytes += len(data)
-        self.loop.call_soon(self._deliver, (_norm_host(destination[0]), int(destination[1])),
-                            bytes(data), source)
+        if destination not in self._nodes:  # (a bound address is normalised already)
+            destination = (_norm_host(destination[0]), int(destination[1]))
+        self.loop.call_soon(self._deliver, destination, bytes(data), source)
 
     def _deliver(self, destination: Address, data: bytes, source: Address) -> None:
         receive = self._nodes.get(destination)
@@ -233,7 +234,7 @@ class _DatagramTransport(asyncio.DatagramTransport):
     def sendto(self, data: Any, addr: Any = None) -> None:
         if self._closing or addr is None:
             return
-        self._network.send(self._address, (str(addr[0]), int(addr[1])), bytes(data))
+        self._network.send(self._address, (str(addr[0]), int(addr[1])), data)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":

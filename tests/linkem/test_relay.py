@@ -207,3 +207,43 @@ def test_server_timers_are_scaled_a_dead_link_fails_fast() -> None:
     took = run(scenario)
     # MAX_TRANSMIT_WAIT of 93 s lasts 0.93 s at 100x (not 93 s, nor the 20 s timeout)
     assert took < 5.0
+
+
+def test_one_link_row_per_sample_with_both_values_of_that_sample() -> None:
+    """A sample that changes RSSI and Link Quality is one ``link`` row holding both new values
+    (never a row mixing the new Link Quality with the old RSSI); an unchanged sample, none."""
+
+    async def scenario() -> None:
+        mono = [100.0]
+        clock = ScaledClock(100.0, monotonic=lambda: mono[0])
+        link = device_link("nb-iot", 3, seed=11)
+        events: list[Event] = []
+        dev = SimulatedDevice("sim-1", "coap://127.0.0.1:5683", on_event=events.append)
+        feeder = LinkFeeder([(dev, link)], clock=clock, interval_s=5.0)
+        samples = []
+        for t in (0.0, 0.0, 250.0, 1800.0, 7200.0):
+            mono[0] = 100.0 + t / 100.0
+            feeder.refresh(dev, link)
+            samples.append(link.trace.signal(t))
+        rows = [(e.rssi_dbm, e.link_quality) for e in events if e.kind == "link"]
+        distinct = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+        assert rows == distinct  # one row per changed sample, each the sample's own pair
+        assert len({r for r, _ in rows}) > 1 and len({q for _, q in rows}) > 1  # both moved
+        assert feeder.updates == len(rows)
+
+    run(scenario)
+
+
+def test_set_values_notes_one_link_row_and_refuses_unknown_paths_whole() -> None:
+    events: list[Event] = []
+    dev = SimulatedDevice("sim-1", "coap://127.0.0.1:5683", on_event=events.append)
+    dev.set_values({"/4/0/3": 7, "/4/0/2": -99})
+    assert [(e.path, e.rssi_dbm, e.link_quality) for e in events if e.kind == "link"] == [
+        ("/4/0/2", -99, 7)
+    ]
+    with pytest.raises(KeyError):
+        dev.set_values({"/4/0/2": -80, "/4/0/77": 1})
+    assert dev.value("/4/0/2") == -99  # nothing changed
+    dev.set_values({"/3/0/9": 55})  # not a link value: no link row
+    assert dev.value("/3/0/9") == 55
+    assert len([e for e in events if e.kind == "link"]) == 1
