@@ -778,6 +778,13 @@ class DeviceHandle:
         p = Path.parse(path)
         self._lab.call(lambda: device.set_value(p, value), timeout=self._lab.request_timeout)
 
+    def set_values(self, values: Mapping[str | Path, Any]) -> None:
+        """Change several resources of a simulated device at one instant (RSSI and Link
+        Quality together: one ``link`` event with both; observers notified)."""
+        device = self._sim()
+        parsed = {Path.parse(p): v for p, v in values.items()}
+        self._lab.call(lambda: device.set_values(parsed), timeout=self._lab.request_timeout)
+
     def reboot(self, *, timeout: float | None = None) -> None:
         """Power-cycle a simulated device (it registers again from a new port)."""
         device = self._sim()

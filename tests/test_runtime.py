@@ -150,6 +150,16 @@ def test_observe_and_local_changes(lab: Lab) -> None:
     assert not observation.active
 
 
+def test_set_values_is_one_link_row_with_both_values(lab: Lab) -> None:
+    handle = lab.add_device("sv-1")
+    handle.set_values({"/4/0/2": -117, "/4/0/3": 3})
+    assert handle.value("/4/0/2") == -117 and handle.value("/4/0/3") == 3
+    events = lab.events()
+    rows = events[(events["kind"] == "link") & (events["device"] == "sv-1")]
+    assert rows[["rssi_dbm", "link_quality"]].astype(int).values.tolist()[-1:] == [[-117, 3]]
+    assert not ((rows["rssi_dbm"] != -117) & (rows["link_quality"] == 3)).any()  # no mixed row
+
+
 def test_reboot_and_stop_a_simulated_device(lab: Lab) -> None:
     handle = lab.add_device("rb-1")
     before = handle.registration

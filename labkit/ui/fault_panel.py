@@ -192,8 +192,7 @@ class FaultPanel:
 
             def work(endpoint: str = endpoint) -> None:
                 device = self._simulated(endpoint)
-                device.set_value("/4/0/2", rssi)
-                device.set_value("/4/0/3", lq)
+                device.set_values({"/4/0/2": rssi, "/4/0/3": lq})  # one link row
 
             text = f"{endpoint}: RSSI {rssi} dBm, Link Quality {lq}"
             future = self._schedule(work, f"link of {endpoint}", text)
