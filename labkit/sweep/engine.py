@@ -180,10 +180,28 @@ def _local_client(workers: int | None) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
-    # Dask's statistical profiler samples every thread's stack every 10 ms in each worker, a
-    # cost a CPU-bound cell pays in full and nobody reads here: off for our own workers (the
-    # nannies copy the configuration when they are made; an existing cluster keeps its own).
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    # Only for our own cluster (an existing one keeps its configuration); its servers and
+    # nannies read these when they are made, and the nannies pass them to the workers.
+    # - Dask's statistical profiler samples every thread's stack every 10 ms in each worker,
+    #   a cost a CPU-bound cell pays in full and nobody reads here: off.
+    # - A worker's event loop runs in its main thread next to the cell, which holds the GIL
+    #   nearly all the time. Every wake-up of that loop takes the GIL from the cell (after
+    #   Python's 5 ms switch interval, a forced switch there and back), and every file read
+    #   or socket call in a callback releases and re-takes it again. By default the loop
+    #   wakes ~60 times a second for monitoring only: the tick that detects a blocked loop
+    #   (20 ms), the memory monitor (100 ms, psutil) and the system monitor for the
+    #   dashboard (500 ms, psutil). Measured on 2 cells of the sweep in a 1-worker
+    #   cluster: ~2,000 voluntary context switches per cell in the loop's thread and ~4 % of
+    #   the cell's CPU; with the intervals below ~150 and ~0.2 %. Pausing and spilling still
+    #   work (checked every second; a cell's result is a small record), and so does the
+    #   nanny's restart of a worker over its memory limit.
+    quiet = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+        "distributed.worker.memory.monitor-interval": "1s",
+    }
+    with dask.config.set(quiet):
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # an ephemeral port: never collide with :8787

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,32 @@ def test_rerun_skips_done_cells_and_redoes_a_lost_one(serial_sweep: Path, tmp_pa
     assert list(result.done) and result.done[lost]["pid"] == os.getpid()
     assert partitions(out) == partitions(serial_sweep)
     assert not (out / "tmp").exists()
+
+
+def _loop_settings(dask_worker: Any) -> dict[str, Any]:
+    callbacks = dask_worker.periodic_callbacks
+    return {
+        "profile": "profile" in callbacks,
+        "tick_ms": callbacks["tick"].callback_time,
+        "monitor_ms": callbacks["monitor"].callback_time,
+        "memory_ms": callbacks["memory_monitor"].callback_time,
+    }
+
+
+def test_our_local_cluster_wakes_its_workers_event_loop_seldom() -> None:
+    """Our own LocalCluster's workers: no statistical profiler and monitoring callbacks at
+    1-5 s (each wake-up takes the GIL from the cell); the caller's config is left as it was."""
+    import dask
+
+    from labkit.sweep.engine import _local_client
+
+    before = dask.config.get("distributed.admin.tick.interval")
+    client, cluster = _local_client(1)
+    try:
+        settings = list(client.run(_loop_settings).values())
+    finally:
+        client.close()
+        cluster.close()
+    assert settings == [{"profile": False, "tick_ms": 1000, "monitor_ms": 5000,
+                         "memory_ms": 1000}]
+    assert dask.config.get("distributed.admin.tick.interval") == before
