@@ -10,16 +10,17 @@
   path (one machine, or a shared file system);
 - ``client=``: a ``distributed.Client`` you already hold.
 
-Cells are handed to Dask biggest first (:func:`longest_first`, by devices x blocks per
-image), so the last cells running are small ones and workers do not wait for each other at
-the end. Each cell is one task (:func:`labkit.sweep.cell.run_cell`) that commits its own files
-(:mod:`labkit.sweep.store`). A task whose worker dies is rescheduled by Dask on another
-worker; its commit replaces, so the dataset never holds a cell twice. A cell that fails is
-recorded with its parameters and traceback and the sweep goes on. Running the same sweep
-again skips the cells already done (resume) and retries the failed ones. A grid changed
-between runs (more seeds, another threshold) reuses the cells the two grids share; cells of
-the old grid stay on disk, and :func:`labkit.sweep.analysis.read_sweep` reads only the
-current grid's (``sweep.json`` and ``cells.parquet`` describe the current grid).
+Cells are handed to Dask biggest first (:func:`longest_first`, by devices x blocks per image
+x the profile's retransmissions), so the last cells running are small ones and workers do
+not wait for each other at the end. Each cell is one task
+(:func:`labkit.sweep.cell.run_cell`) that commits its own files (:mod:`labkit.sweep.store`).
+A task whose worker dies is rescheduled by Dask on another worker; its commit replaces, so
+the dataset never holds a cell twice. A cell that fails is recorded with its parameters and
+traceback and the sweep goes on. Running the same sweep again skips the cells already done
+(resume) and retries the failed ones. A grid changed between runs (more seeds, another
+threshold) reuses the cells the two grids share; cells of the old grid stay on disk, and
+:func:`labkit.sweep.analysis.read_sweep` reads only the current grid's (``sweep.json`` and
+``cells.parquet`` describe the current grid).
 """
 
 from __future__ import annotations
@@ -154,11 +155,37 @@ def _cells_table(out: Path, cells: list[dict[str, Any]], types: Mapping[str, str
     os.replace(tmp, out / "cells.parquet")
 
 
+#: CoAP's ACK_TIMEOUT (RFC 7252, 4.8), seconds: a confirmable message whose answer takes
+#: longer than this is sent again.
+_ACK_TIMEOUT_S = 2.0
+
+
+def _link_factor(profile: Any) -> float:
+    """Roughly how many times each exchange is sent on a profile's links: 1 where the mean
+    round trip (at the profile's mean signal) is far under CoAP's ACK_TIMEOUT, up to 2 where
+    it exceeds it twice over and retransmissions are the rule (NB-IoT: ~2, LTE-M: ~1.04;
+    the cells of the issue's sweep take ~1.7x the CPU on NB-IoT). ``mixed`` weighs its
+    members; an unknown name counts 1."""
+    from labkit.sim.profiles import MIXED_WEIGHTS, PROFILES
+
+    def one(name: Any) -> float:
+        link = PROFILES.get(str(name)) if name is not None else None
+        if link is None:
+            return 1.0
+        one_way = link.delay.base_s + link.delay.poor_extra_s * link.degradation(
+            link.rssi_mean_dbm)
+        return 1.0 + min(1.0, 2.0 * one_way / (2.0 * _ACK_TIMEOUT_S))
+
+    if profile == "mixed":
+        return sum(w * one(n) for n, w in MIXED_WEIGHTS) / sum(w for _, w in MIXED_WEIGHTS)
+    return one(profile)
+
+
 def estimated_cost(cell: Mapping[str, Any]) -> float:
-    """A rough relative cost of a cell, from its parameters: devices x blocks per image (a
-    virtual-time campaign's work grows with the messages it exchanges). Only used to hand out
-    the biggest cells first, so that the last cells to finish are small ones and no worker
-    waits long for another at the end."""
+    """A rough relative cost of a cell, from its parameters: devices x blocks per image x the
+    profile's :func:`_link_factor` (a virtual-time campaign's work grows with the messages it
+    exchanges). Only used to hand out the biggest cells first, so that the last cells to
+    finish are small ones and no worker waits long for another at the end."""
     from labkit.sweep.grid import DEFAULTS
 
     params = cell.get("params") or {}
@@ -167,7 +194,9 @@ def estimated_cost(cell: Mapping[str, Any]) -> float:
         value = params.get(name, DEFAULTS.get(name))
         return float(value) if isinstance(value, int | float) and value > 0 else 1.0
 
-    return number("devices") * max(1.0, number("image_size") / number("block_size"))
+    blocks = max(1.0, number("image_size") / number("block_size"))
+    return number("devices") * blocks * _link_factor(params.get("profile",
+                                                                 DEFAULTS.get("profile")))
 
 
 def longest_first(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -242,3 +242,19 @@ def test_our_local_cluster_wakes_its_workers_event_loop_seldom() -> None:
     assert settings == [{"profile": False, "tick_ms": 1000, "monitor_ms": 5000,
                          "memory_ms": 1000}]
     assert dask.config.get("distributed.admin.tick.interval") == before
+
+
+def test_cells_are_handed_out_biggest_first() -> None:
+    """Devices x blocks x the profile's retransmissions: NB-IoT's round trips exceed CoAP's
+    ACK_TIMEOUT, so its cells go before LTE-M's of the same size; grid order breaks ties."""
+    from labkit.sweep.engine import longest_first
+
+    grid = Grid(explicit=[{"profile": "lte-m", "devices": 100},
+                          {"profile": "nb-iot", "devices": 100},
+                          {"profile": "lte-m", "devices": 300},
+                          {"profile": "wifi", "devices": 100}], seeds=[0, 1])
+    order = [(c["params"]["profile"], c["params"]["devices"], c["seed"])
+             for c in longest_first([c.as_dict() for c in grid.cells()])]
+    assert order == [("lte-m", 300, 0), ("lte-m", 300, 1), ("nb-iot", 100, 0),
+                     ("nb-iot", 100, 1), ("lte-m", 100, 0), ("lte-m", 100, 1),
+                     ("wifi", 100, 0), ("wifi", 100, 1)]
