@@ -221,7 +221,7 @@ def _local_client(workers: int | None) -> tuple[Any, Any]:
     #   (20 ms), the memory monitor (100 ms, psutil) and the system monitor for the
     #   dashboard (500 ms, psutil). Measured on 2 cells of the sweep in a 1-worker
     #   cluster: ~2,000 voluntary context switches per cell in the loop's thread and ~4 % of
-    #   the cell's CPU; with the intervals below ~150 and ~0.2 %. Pausing and spilling still
+    #   the cell's CPU; with the intervals below ~150 and ~0.3 %. Pausing and spilling still
     #   work (checked every second; a cell's result is a small record), and so does the
     #   nanny's restart of a worker over its memory limit.
     quiet = {
