@@ -171,6 +171,18 @@ def _overhead(serial: Any, parallel: Any) -> str:
             f"{mid:.1f} / {walls[-1]:.1f} s (min / median / max)" if walls else "")
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (a
+    LocalCluster's workers count once the cluster is closed)."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 @register("sweep-scale", "the 4 x 2 x 3 sweep (100 devices each): 2 Dask workers vs 1")
 def run_scale(options: Options) -> list[Row]:
     from labkit.sweep.analysis import read_sweep
@@ -180,12 +192,15 @@ def run_scale(options: Options) -> list[Row]:
     n_cells = len(grid.cells())
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="labkit-bench-scale-") as tmp:
+        cpu0 = _cpu_s()
         start = time.perf_counter()
         serial = run_sweep(grid, Path(tmp) / "serial", workers=1, progress=False)
         t_serial = time.perf_counter() - start
+        cpu1 = _cpu_s()
         start = time.perf_counter()
         parallel = run_sweep(grid, Path(tmp) / "parallel", workers=2, progress=False)
         t_parallel = time.perf_counter() - start
+        cpu2 = _cpu_s()
         if not (serial.ok and parallel.ok):
             raise RuntimeError(f"cells failed: {serial.failed or parallel.failed}")
         a = read_sweep(Path(tmp) / "serial").devices().sort_values(["cell", "device"],
@@ -209,7 +224,8 @@ def run_scale(options: Options) -> list[Row]:
              f"{cpus} CPUs, load average {load_before[0]:.1f} before, {load_after[0]:.1f} "
              f"after: other jobs on a shared machine take cores from the parallel run; "
              f"per-device tables {'identical' if same else 'DIFFERENT'} between the two; "
-             + overhead,
+             f"CPU s (user+sys, this process and its reaped workers): serial "
+             f"{cpu1 - cpu0:.1f}, parallel {cpu2 - cpu1:.1f}; " + overhead,
         caveat="" if same else "tables differ",
         samples={"lab": [t_parallel], "reference": [t_serial]},
     )]

@@ -11,6 +11,7 @@ not sink the sweep.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -226,3 +227,11 @@ def run_cell(
     finally:
         sim_log.removeFilter(quiet)
         shutil.rmtree(tmp, ignore_errors=True)
+        # The campaign leaves its fleet behind as cyclic garbage (devices, their object
+        # models, messages: ~90,000 objects for 100 devices, and each device's flash in a
+        # temporary directory that goes when its storage is collected). The next cell would
+        # freeze all of it with its own survivors (labkit.virtual.heap), so without this a
+        # worker's memory and temporary files grow with every cell it runs, and the whole
+        # heap is freed only when the process exits (in a LocalCluster's close, serially).
+        # Freed here, each cell leaves the process as it found it (~0.1-0.2 s a cell).
+        gc.collect()

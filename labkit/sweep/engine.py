@@ -10,16 +10,17 @@
   path (one machine, or a shared file system);
 - ``client=``: a ``distributed.Client`` you already hold.
 
-Cells are handed to Dask biggest first (:func:`longest_first`, by devices x blocks per
-image), so the last cells running are small ones and workers do not wait for each other at
-the end. Each cell is one task (:func:`labkit.sweep.cell.run_cell`) that commits its own files
-(:mod:`labkit.sweep.store`). A task whose worker dies is rescheduled by Dask on another
-worker; its commit replaces, so the dataset never holds a cell twice. A cell that fails is
-recorded with its parameters and traceback and the sweep goes on. Running the same sweep
-again skips the cells already done (resume) and retries the failed ones. A grid changed
-between runs (more seeds, another threshold) reuses the cells the two grids share; cells of
-the old grid stay on disk, and :func:`labkit.sweep.analysis.read_sweep` reads only the
-current grid's (``sweep.json`` and ``cells.parquet`` describe the current grid).
+Cells are handed to Dask biggest first (:func:`longest_first`, by devices x blocks per image
+x the profile's retransmissions), so the last cells running are small ones and workers do
+not wait for each other at the end. Each cell is one task
+(:func:`labkit.sweep.cell.run_cell`) that commits its own files (:mod:`labkit.sweep.store`).
+A task whose worker dies is rescheduled by Dask on another worker; its commit replaces, so
+the dataset never holds a cell twice. A cell that fails is recorded with its parameters and
+traceback and the sweep goes on. Running the same sweep again skips the cells already done
+(resume) and retries the failed ones. A grid changed between runs (more seeds, another
+threshold) reuses the cells the two grids share; cells of the old grid stay on disk, and
+:func:`labkit.sweep.analysis.read_sweep` reads only the current grid's (``sweep.json`` and
+``cells.parquet`` describe the current grid).
 """
 
 from __future__ import annotations
@@ -154,11 +155,37 @@ def _cells_table(out: Path, cells: list[dict[str, Any]], types: Mapping[str, str
     os.replace(tmp, out / "cells.parquet")
 
 
+#: CoAP's ACK_TIMEOUT (RFC 7252, 4.8), seconds: a confirmable message whose answer takes
+#: longer than this is sent again.
+_ACK_TIMEOUT_S = 2.0
+
+
+def _link_factor(profile: Any) -> float:
+    """Roughly how many times each exchange is sent on a profile's links: 1 where the mean
+    round trip (at the profile's mean signal) is far under CoAP's ACK_TIMEOUT, up to 2 where
+    it exceeds it twice over and retransmissions are the rule (NB-IoT: ~2, LTE-M: ~1.04;
+    the cells of the issue's sweep take ~1.7x the CPU on NB-IoT). ``mixed`` weighs its
+    members; an unknown name counts 1."""
+    from labkit.sim.profiles import MIXED_WEIGHTS, PROFILES
+
+    def one(name: Any) -> float:
+        link = PROFILES.get(str(name)) if name is not None else None
+        if link is None:
+            return 1.0
+        one_way = link.delay.base_s + link.delay.poor_extra_s * link.degradation(
+            link.rssi_mean_dbm)
+        return 1.0 + min(1.0, 2.0 * one_way / (2.0 * _ACK_TIMEOUT_S))
+
+    if profile == "mixed":
+        return sum(w * one(n) for n, w in MIXED_WEIGHTS) / sum(w for _, w in MIXED_WEIGHTS)
+    return one(profile)
+
+
 def estimated_cost(cell: Mapping[str, Any]) -> float:
-    """A rough relative cost of a cell, from its parameters: devices x blocks per image (a
-    virtual-time campaign's work grows with the messages it exchanges). Only used to hand out
-    the biggest cells first, so that the last cells to finish are small ones and no worker
-    waits long for another at the end."""
+    """A rough relative cost of a cell, from its parameters: devices x blocks per image x the
+    profile's :func:`_link_factor` (a virtual-time campaign's work grows with the messages it
+    exchanges). Only used to hand out the biggest cells first, so that the last cells to
+    finish are small ones and no worker waits long for another at the end."""
     from labkit.sweep.grid import DEFAULTS
 
     params = cell.get("params") or {}
@@ -167,7 +194,9 @@ def estimated_cost(cell: Mapping[str, Any]) -> float:
         value = params.get(name, DEFAULTS.get(name))
         return float(value) if isinstance(value, int | float) and value > 0 else 1.0
 
-    return number("devices") * max(1.0, number("image_size") / number("block_size"))
+    blocks = max(1.0, number("image_size") / number("block_size"))
+    return number("devices") * blocks * _link_factor(params.get("profile",
+                                                                 DEFAULTS.get("profile")))
 
 
 def longest_first(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,10 +209,28 @@ def _local_client(workers: int | None) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
-    # Dask's statistical profiler samples every thread's stack every 10 ms in each worker, a
-    # cost a CPU-bound cell pays in full and nobody reads here: off for our own workers (the
-    # nannies copy the configuration when they are made; an existing cluster keeps its own).
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    # Only for our own cluster (an existing one keeps its configuration); its servers and
+    # nannies read these when they are made, and the nannies pass them to the workers.
+    # - Dask's statistical profiler samples every thread's stack every 10 ms in each worker,
+    #   a cost a CPU-bound cell pays in full and nobody reads here: off.
+    # - A worker's event loop runs in its main thread next to the cell, which holds the GIL
+    #   nearly all the time. Every wake-up of that loop takes the GIL from the cell (after
+    #   Python's 5 ms switch interval, a forced switch there and back), and every file read
+    #   or socket call in a callback releases and re-takes it again. By default the loop
+    #   wakes ~60 times a second for monitoring only: the tick that detects a blocked loop
+    #   (20 ms), the memory monitor (100 ms, psutil) and the system monitor for the
+    #   dashboard (500 ms, psutil). Measured on 2 cells of the issue's sweep in a 1-worker
+    #   cluster: ~2,000 voluntary context switches per cell in the loop's thread and ~4 % of
+    #   the cell's CPU; with the intervals below ~150 and ~0.3 %. Pausing and spilling still
+    #   work (checked every second; a cell's result is a small record), and so does the
+    #   nanny's restart of a worker over its memory limit.
+    quiet = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+        "distributed.worker.memory.monitor-interval": "1s",
+    }
+    with dask.config.set(quiet):
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:0",  # an ephemeral port: never collide with :8787

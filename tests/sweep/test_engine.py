@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,48 @@ def test_rerun_skips_done_cells_and_redoes_a_lost_one(serial_sweep: Path, tmp_pa
     assert list(result.done) and result.done[lost]["pid"] == os.getpid()
     assert partitions(out) == partitions(serial_sweep)
     assert not (out / "tmp").exists()
+
+
+def _loop_settings(dask_worker: Any) -> dict[str, Any]:
+    callbacks = dask_worker.periodic_callbacks
+    return {
+        "profile": "profile" in callbacks,
+        "tick_ms": callbacks["tick"].callback_time,
+        "monitor_ms": callbacks["monitor"].callback_time,
+        "memory_ms": callbacks["memory_monitor"].callback_time,
+    }
+
+
+def test_our_local_cluster_wakes_its_workers_event_loop_seldom() -> None:
+    """Our own LocalCluster's workers: no statistical profiler and monitoring callbacks at
+    1-5 s (each wake-up takes the GIL from the cell); the caller's config is left as it was."""
+    import dask
+
+    from labkit.sweep.engine import _local_client
+
+    before = dask.config.get("distributed.admin.tick.interval")
+    client, cluster = _local_client(1)
+    try:
+        settings = list(client.run(_loop_settings).values())
+    finally:
+        client.close()
+        cluster.close()
+    assert settings == [{"profile": False, "tick_ms": 1000, "monitor_ms": 5000,
+                         "memory_ms": 1000}]
+    assert dask.config.get("distributed.admin.tick.interval") == before
+
+
+def test_cells_are_handed_out_biggest_first() -> None:
+    """Devices x blocks x the profile's retransmissions: NB-IoT's round trips exceed CoAP's
+    ACK_TIMEOUT, so its cells go before LTE-M's of the same size; grid order breaks ties."""
+    from labkit.sweep.engine import longest_first
+
+    grid = Grid(explicit=[{"profile": "lte-m", "devices": 100},
+                          {"profile": "nb-iot", "devices": 100},
+                          {"profile": "lte-m", "devices": 300},
+                          {"profile": "wifi", "devices": 100}], seeds=[0, 1])
+    order = [(c["params"]["profile"], c["params"]["devices"], c["seed"])
+             for c in longest_first([c.as_dict() for c in grid.cells()])]
+    assert order == [("lte-m", 300, 0), ("lte-m", 300, 1), ("nb-iot", 100, 0),
+                     ("nb-iot", 100, 1), ("lte-m", 100, 0), ("lte-m", 100, 1),
+                     ("wifi", 100, 0), ("wifi", 100, 1)]
