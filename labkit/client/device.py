@@ -74,6 +74,7 @@ from urllib.parse import urlsplit
 
 import aiocoap
 from aiocoap import resource
+from aiocoap.blockwise import Block2Cache
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
@@ -232,16 +233,30 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
     its :class:`SimulatedDevice` (one small object per device instead of a Site of many)."""
 
     def __init__(self, device: SimulatedDevice) -> None:
-        super().__init__()
+        # aiocoap's resource constructors give every resource a Block1 spool, a Block2 cache
+        # and an observation set (about 1 KiB); this site makes each on first use instead
+        # (__getattr__): most devices of a large fleet never see a block-wise request.
         self._device = device
-        # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard); /5/0/0 streams past it
-        self._block1 = BoundedBlock1Spool(
-            device_body_limit,
-            max_assemblies=16,
-            on_refuse=lambda code, req, detail: device.emit(
-                "error", code=code, path="/" + "/".join(req.opt.uri_path), detail=detail
-            ),
-        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_block1":
+            device = self._device
+            # Block1 bodies bounded (4.13), gaps 4.08 (labkit.guard); /5/0/0 streams past it
+            value: Any = BoundedBlock1Spool(
+                device_body_limit,
+                max_assemblies=16,
+                on_refuse=lambda code, req, detail: device.emit(
+                    "error", code=code, path="/" + "/".join(req.opt.uri_path), detail=detail
+                ),
+            )
+        elif name == "_block2":
+            value = Block2Cache()
+        elif name == "_observations":
+            value = set()
+        else:
+            raise AttributeError(name)
+        setattr(self, name, value)
+        return value
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         # /5/0/0 must see every Block1 block (State 1 on the first one, digest 8.2).
@@ -492,7 +507,7 @@ class SimulatedDevice:
         self._rng: random.Random | None = random.Random(seed)
         self._ctx: aiocoap.Context | None = None
         self._site = _DeviceSite(self)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None  # made while a task runs
         self._update_handle: asyncio.TimerHandle | None = None
         self._observations: list[_Observation] | None = None
         self._dirty: set[Path] | None = None
@@ -645,7 +660,7 @@ class SimulatedDevice:
                 21: 256,
             },
         )
-        store.bind("/3/0/13", lambda: int(self._clock() + self._time_offset))
+        store.bind("/3/0/13", self._current_time)
         store.add_object(4)
         store.add_instance(
             4,
@@ -673,6 +688,10 @@ class SimulatedDevice:
                 raise AssertionError(f"/5/0/{rid} does not exist in obj {version}")
         store.add_instance(5, 0, fw_values)
         return store
+
+    def _current_time(self) -> int:
+        """/3/0/13 Current Time."""
+        return int(self._clock() + self._time_offset)
 
     # -- public surface ----------------------------------------------------------------------
     @property
@@ -986,7 +1005,7 @@ class SimulatedDevice:
         reboot in progress cannot bring the device back after it was stopped.
         """
         current = asyncio.current_task()
-        pending = [task for task in self._tasks if task is not current]
+        pending = [task for task in self._tasks or () if task is not current]
         for task in pending:
             task.cancel()
         if pending:
@@ -1301,7 +1320,7 @@ class SimulatedDevice:
         self._firmware.reset_for_reboot()
         self._drop_all_observations()
         current = asyncio.current_task()
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             if task is not current:
                 task.cancel()
         ctx, self._ctx = self._ctx, None
@@ -1414,9 +1433,18 @@ class SimulatedDevice:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a device task (cancelled at power-off; failures become events)."""
         task = asyncio.get_running_loop().create_task(self._guard(coro))
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        tasks = self._tasks
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self._tasks = None
 
     async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:

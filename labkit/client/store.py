@@ -16,9 +16,12 @@ Definitions (types, operations, object versions) come from the shared
 :data:`labkit.lwm2m.objects.OBJECTS` tables; a store keeps only values, so many devices in one
 process share every definition.
 
-Value layout: ``{object id: {instance id: {resource id: value}}}`` where a single resource holds
-its :data:`~labkit.lwm2m.values.Value`, a multiple resource a ``dict`` of resource-instance id
-to value, and an executable resource ``None`` (present, valueless).
+Value layout: each instance maps resource ids to what it holds: a single resource its
+:data:`~labkit.lwm2m.values.Value`, a multiple resource a :class:`Multi` (an immutable mapping
+of resource-instance id to value), an executable resource ``None`` (present, valueless). The
+layout is compact because a process may hold 10,000 stores: an instance is a list of values
+next to a shared tuple of its resource ids, and equal :class:`Multi` values, layouts and object
+versions are one object for every store.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from labkit.lwm2m.values import ObjLink, Value
 
 __all__ = [
     "Attributes",
+    "Multi",
     "ObjectStore",
     "OperationError",
     "Stored",
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 #: What a resource slot of an instance holds: a value, resource instances, or None (executable).
-Stored: TypeAlias = Value | dict[int, Value] | None
+Stored: TypeAlias = "Value | Multi | None"
 
 _NUMERIC = frozenset(
     {ResourceType.INTEGER, ResourceType.UNSIGNED_INTEGER, ResourceType.FLOAT, ResourceType.TIME}
@@ -279,6 +283,150 @@ def _shared(value: frozenset[Any]) -> frozenset[Any]:
     return _SHARED.setdefault(value, value)
 
 
+# A fleet of simulated devices holds the same layouts and mostly the same values: the compact
+# forms below let every store share what is equal (a device of 10,000 pays for its own values
+# only, about 1.5 KiB instead of 5.5 KiB of nested dicts). Each cache is bounded: past its size
+# new entries are simply not shared.
+_CACHE_MAX = 4096
+
+
+class Multi(Mapping[int, Value]):
+    """The instances of a multiple resource, ``{resource instance id: value}``: immutable
+    (a change makes a new one, :meth:`with_item`), sorted by id, and equal ones are one shared
+    object (:func:`_multi`)."""
+
+    __slots__ = ("_ids", "_values")
+
+    def __init__(self, ids: tuple[int, ...], values: tuple[Value, ...]) -> None:
+        self._ids = ids
+        self._values = values
+
+    def __getitem__(self, ri: int) -> Value:
+        try:
+            return self._values[self._ids.index(ri)]
+        except ValueError:
+            raise KeyError(ri) from None
+
+    def __contains__(self, ri: object) -> bool:
+        return ri in self._ids
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def with_item(self, ri: int, value: Value) -> Multi:
+        """A copy with instance ``ri`` set to ``value``."""
+        items = dict(zip(self._ids, self._values, strict=True))
+        items[ri] = value
+        return _multi(items)
+
+    def __repr__(self) -> str:
+        return f"Multi({dict(self.items())!r})"
+
+
+_MULTIS: dict[tuple[Any, ...], Multi] = {}
+
+
+def _multi(items: Mapping[int, Value]) -> Multi:
+    """The (shared) :class:`Multi` of ``items``."""
+    ids = tuple(sorted(items))
+    values = tuple(items[i] for i in ids)
+    # 1, 1.0 and True are equal in Python but not the same LwM2M value: the types are part of
+    # the key
+    key = (ids, values, tuple(type(v) for v in values))
+    try:
+        found = _MULTIS.get(key)
+    except TypeError:  # an unhashable value (never one of the LwM2M types): not shared
+        return Multi(ids, values)
+    if found is None:
+        found = Multi(ids, values)
+        if len(_MULTIS) < _CACHE_MAX:
+            _MULTIS[key] = found
+    return found
+
+
+class _Shape:
+    """The resource ids an instance holds, sorted, and each one's position in its values;
+    one shared object per distinct set of ids (:func:`_shape`)."""
+
+    __slots__ = ("ids", "index")
+
+    def __init__(self, ids: tuple[int, ...]) -> None:
+        self.ids = ids
+        self.index = {rid: i for i, rid in enumerate(ids)}
+
+
+_SHAPES: dict[tuple[int, ...], _Shape] = {}
+
+
+def _shape(ids: tuple[int, ...]) -> _Shape:
+    found = _SHAPES.get(ids)
+    if found is None:
+        found = _Shape(ids)
+        if len(_SHAPES) < _CACHE_MAX:
+            _SHAPES[ids] = found
+    return found
+
+
+class _Instance:
+    """The resources of one object instance: a shared :class:`_Shape` and a list of the values
+    in its order. Reads like a ``dict`` of resource id to :data:`Stored` (iteration in id
+    order)."""
+
+    __slots__ = ("shape", "values")
+
+    def __init__(self, items: Mapping[int, Stored]) -> None:
+        ids = tuple(sorted(items))
+        self.shape = _shape(ids)
+        self.values: list[Stored] = list(tuple(items[rid] for rid in ids))
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self.shape.index
+
+    def __getitem__(self, rid: int) -> Stored:
+        return self.values[self.shape.index[rid]]
+
+    def get(self, rid: int | None, default: Any = None) -> Any:
+        at = self.shape.index.get(rid)  # type: ignore[arg-type]
+        return default if at is None else self.values[at]
+
+    def __setitem__(self, rid: int, value: Stored) -> None:
+        at = self.shape.index.get(rid)
+        if at is not None:
+            self.values[at] = value
+            return
+        items = dict(zip(self.shape.ids, self.values, strict=True))
+        items[rid] = value
+        ids = tuple(sorted(items))
+        self.shape = _shape(ids)
+        self.values = list(tuple(items[i] for i in ids))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shape.ids)
+
+    def __len__(self) -> int:
+        return len(self.shape.ids)
+
+
+_VERSIONS: dict[tuple[tuple[int, str], ...], dict[int, str]] = {}
+
+
+def _versions(versions: dict[int, str]) -> dict[int, str]:
+    """One shared (never mutated) dict of each distinct ``{object id: version}``."""
+    key = tuple(sorted(versions.items()))
+    found = _VERSIONS.get(key)
+    if found is None:
+        found = versions
+        if len(_VERSIONS) < _CACHE_MAX:
+            _VERSIONS[key] = found
+    return found
+
+
+_NO_DYNAMIC: dict[Path, Callable[[], Value]] = {}
+
+
 class ObjectStore:
     """Object instances and resource values of one device, with the operation rules.
 
@@ -298,9 +446,9 @@ class ObjectStore:
 
     __slots__ = (
         "_attrs",
-        "_data",
         "_defs",
         "_dynamic",
+        "_inst",
         "_versions",
         "creatable",
         "hidden",
@@ -316,10 +464,13 @@ class ObjectStore:
         permanent: Iterable[Path | str] = (),
     ) -> None:
         self._defs = definitions
-        self._data: dict[int, dict[int, dict[int, Stored]]] = {}
-        self._versions: dict[int, str] = {}
-        self._attrs: dict[Path, Attributes] = {}
-        self._dynamic: dict[Path, Callable[[], Value]] = {}
+        #: every instance, by (object id, instance id)
+        self._inst: dict[tuple[int, int], _Instance] = {}
+        #: the implemented objects and their versions (a shared dict: replaced, never changed)
+        self._versions: dict[int, str] = _versions({})
+        #: attached attributes and bound getters (shared empty dicts until the first one)
+        self._attrs: dict[Path, Attributes] = _NO_ATTRS_MAP
+        self._dynamic: dict[Path, Callable[[], Value]] = _NO_DYNAMIC
         # equal sets are one object for every device of a fleet (immutable, 216 B each)
         self.hidden = _shared(frozenset(hidden))
         self.creatable = _shared(frozenset(creatable))
@@ -331,14 +482,13 @@ class ObjectStore:
         odef = self._defs.get(object_id)
         if odef is None:
             raise KeyError(f"no definition for object {object_id}")
-        self._data.setdefault(object_id, {})
-        self._versions[object_id] = version or odef.version
+        self._versions = _versions({**self._versions, object_id: version or odef.version})
 
     def add_instance(self, object_id: int, instance_id: int, values: Mapping[int, Any]) -> None:
         """Add (or replace) an instance: ``values`` maps resource ids to a value, a mapping or
         list of resource-instance values (multiple resources), or None (executables)."""
         odef = self._defs[object_id]
-        if object_id not in self._data:
+        if object_id not in self._versions:
             self.add_object(object_id)
         inst: dict[int, Stored] = {}
         for rid, value in values.items():
@@ -346,7 +496,7 @@ class ObjectStore:
             if rdef is None:
                 raise KeyError(f"object {object_id} has no resource {rid}")
             inst[rid] = self._coerce_local(rdef, value)
-        self._data[object_id][instance_id] = inst
+        self._inst[_key(object_id, instance_id)] = _Instance(inst)
 
     @staticmethod
     def _coerce_local(rdef: ResourceDef, value: Any) -> Stored:
@@ -354,12 +504,14 @@ class ObjectStore:
             return None
         if rdef.multiple:
             if isinstance(value, Mapping):
-                return dict(value)
-            return dict(enumerate(value))
+                return _multi(value)
+            return _multi(dict(enumerate(value)))
         return value  # type: ignore[no-any-return]
 
     def bind(self, path: Path | str, getter: Callable[[], Value]) -> None:
         """Make a single resource's value computed on every read (e.g. Current Time)."""
+        if self._dynamic is _NO_DYNAMIC:
+            self._dynamic = {}
         self._dynamic[Path.parse(path)] = getter
 
     # -- lookups -------------------------------------------------------------------------
@@ -381,19 +533,19 @@ class ObjectStore:
         return self._versions.get(object_id)
 
     def objects(self) -> list[int]:
-        return sorted(self._data)
+        return sorted(self._versions)
 
     def instances(self, object_id: int) -> list[int]:
-        return sorted(self._data.get(object_id, {}))
+        return sorted(iid for oid, iid in self._inst if oid == object_id)
 
     def resource_ids(self, object_id: int, instance_id: int) -> list[int]:
         """The resource ids an instance holds (no access checks; KeyError if missing)."""
-        return sorted(self._data[object_id][instance_id])
+        return list(self._inst[object_id, instance_id])
 
     def remove_instance(self, object_id: int, instance_id: int) -> None:
         """Remove an instance without the Delete rules (the Bootstrap-Delete of the device
         side, :mod:`labkit.client.bootstrap`); KeyError if it is missing."""
-        del self._data[object_id][instance_id]
+        del self._inst[object_id, instance_id]
         prefix = Path.of(object_id, instance_id)
         for apath in [a for a in self._attrs if a.startswith(prefix)]:
             del self._attrs[apath]
@@ -412,12 +564,11 @@ class ObjectStore:
         oid = path.object_id
         if oid in self.hidden:
             raise OperationError.unauthorized(f"/{oid} is not accessible to a server")
-        objs = self._data.get(oid)  # type: ignore[arg-type]
-        if objs is None:
+        if oid not in self._versions:
             raise OperationError.not_found(f"object /{oid}")
         if path.instance_id is None:
             return
-        inst = objs.get(path.instance_id)
+        inst = self._inst.get((oid, path.instance_id))  # type: ignore[arg-type]
         if inst is None:
             raise OperationError.not_found(f"instance {path.parent}/{path.instance_id}")
         rid = path.resource_id
@@ -429,10 +580,10 @@ class ObjectStore:
         if ri is None:
             return
         slot = inst[rid]
-        if not isinstance(slot, dict) or ri not in slot:
+        if not isinstance(slot, Multi) or ri not in slot:
             raise OperationError.not_found(f"resource instance {path}")
 
-    def get(self, path: Path | str) -> Stored:
+    def get(self, path: Path | str) -> Value | dict[int, Value] | None:
         """The stored value of a resource or resource instance (no access checks)."""
         p = Path.parse(path)
         if p.resource_id is None:
@@ -441,14 +592,14 @@ class ObjectStore:
         if getter is not None:
             return getter()
         try:
-            slot = self._data[p.object_id][p.instance_id][p.resource_id]  # type: ignore[index]
+            slot = self._inst[p.object_id, p.instance_id][p.resource_id]  # type: ignore[index]
         except KeyError:
             raise KeyError(str(p)) from None
         if p.resource_instance_id is not None:
-            if not isinstance(slot, dict):
+            if not isinstance(slot, Multi):
                 raise KeyError(str(p))
             return slot[p.resource_instance_id]
-        return dict(slot) if isinstance(slot, dict) else slot
+        return dict(slot) if isinstance(slot, Multi) else slot
 
     def set(self, path: Path | str, value: Any) -> bool:
         """Set a value from the device side (no operation checks). Returns True if it changed.
@@ -462,13 +613,13 @@ class ObjectStore:
         rdef = self.resource_definition(p)
         if rdef is None:
             raise KeyError(f"no definition for {p}")
-        inst = self._data[p.object_id][p.instance_id]  # type: ignore[index]
+        inst = self._inst[p.object_id, p.instance_id]  # type: ignore[index]
         if p.resource_instance_id is not None:
-            slot = inst.setdefault(p.resource_id, {})
-            if not isinstance(slot, dict):
+            slot = inst.get(p.resource_id, _NO_INSTANCES)
+            if not isinstance(slot, Multi):
                 raise ValueError(f"{p.parent} is not a multiple resource")
             old = slot.get(p.resource_instance_id, _MISSING)
-            slot[p.resource_instance_id] = value
+            inst[p.resource_id] = slot.with_item(p.resource_instance_id, value)
             return bool(old != value)
         new = self._coerce_local(rdef, value)
         old = inst.get(p.resource_id, _MISSING)
@@ -484,7 +635,7 @@ class ObjectStore:
         them: the firmware agent copies /5/0 into the store after every PUSH block."""
         if object_id in self.hidden:
             return []
-        inst = self._data.get(object_id, {}).get(instance_id)
+        inst = self._inst.get((object_id, instance_id))
         odef = self._defs.get(object_id)
         if inst is None or odef is None:
             return []
@@ -508,14 +659,13 @@ class ObjectStore:
         oid = path.object_id
         if oid is None:
             return
-        objs = self._data.get(oid, {})
-        iids = [path.instance_id] if path.instance_id is not None else sorted(objs)
+        iids = [path.instance_id] if path.instance_id is not None else self.instances(oid)
         odef = self._defs[oid]
         for iid in iids:
-            inst = objs.get(iid)
+            inst = self._inst.get((oid, iid))
             if inst is None:
                 continue
-            rids = [path.resource_id] if path.resource_id is not None else sorted(inst)
+            rids = [path.resource_id] if path.resource_id is not None else list(inst)
             for rid in rids:
                 rdef = odef.resources.get(rid)
                 if rdef is None or rid not in inst:
@@ -527,8 +677,8 @@ class ObjectStore:
                 getter = self._dynamic.get(rpath)
                 if getter is not None:
                     yield rpath, getter()
-                elif isinstance(slot, dict):
-                    for ri in sorted(slot):
+                elif isinstance(slot, Multi):
+                    for ri in slot:
                         if path.resource_instance_id in (None, ri):
                             yield Path((oid, iid, rid, ri)), slot[ri]
                 elif slot is not None:
@@ -580,16 +730,16 @@ class ObjectStore:
         iids = [p.instance_id] if p.instance_id is not None else self.instances(oid)
         for iid in iids:
             ipath = Path((oid, iid))
-            inst = self._data[oid][iid]
+            inst = self._inst[oid, iid]
             if p.resource_id is None:
                 links.append(Link(str(ipath), self._attached(ipath).params()))
-            rids = [p.resource_id] if p.resource_id is not None else sorted(inst)
+            rids = [p.resource_id] if p.resource_id is not None else list(inst)
             for rid in rids:
                 rpath = ipath.child(rid)
                 params = self._attached(rpath).params()
                 slot = inst[rid]
                 rdef = odef.resources[rid]
-                if rdef.multiple and isinstance(slot, dict):
+                if rdef.multiple and isinstance(slot, Multi):
                     params = {"dim": str(len(slot)), **params}
                 links.append(Link(str(rpath), params))
         return links
@@ -600,7 +750,7 @@ class ObjectStore:
         Hidden objects are left out; the version is given when it is not 1.0.
         """
         out: dict[int, tuple[str | None, list[int]]] = {}
-        for oid in sorted(self._data):
+        for oid in sorted(self._versions):
             if oid in self.hidden:
                 continue
             version = self._versions.get(oid)
@@ -627,13 +777,13 @@ class ObjectStore:
         self._locate(Path(p.ids[:2]))
         if p.resource_id is not None:
             rdef = self.resource_definition(p)
-            if rdef is None or p.resource_id not in self._data[p.object_id][p.instance_id]:  # type: ignore[index]
+            if rdef is None or p.resource_id not in self._inst[p.object_id, p.instance_id]:  # type: ignore[index]
                 raise OperationError.not_found(f"resource {p}")
             if not rdef.writable:
                 raise OperationError.not_allowed(f"{p} is not writable")
             if not replace and not rdef.multiple:
                 raise OperationError.not_allowed("Partial Update (POST) of a single resource")
-        inst = self._data[p.object_id][p.instance_id]  # type: ignore[index]
+        inst = self._inst[p.object_id, p.instance_id]  # type: ignore[index]
         for vpath, value in values.items():
             if not vpath.startswith(p) or vpath.level < 3:
                 raise OperationError.bad_request(f"value for {vpath} outside {p}")
@@ -666,7 +816,7 @@ class ObjectStore:
         """
         p = Path.parse(path)
         self.check_write(p, values, replace=replace)
-        inst = self._data[p.object_id][p.instance_id]  # type: ignore[index]
+        inst = self._inst[p.object_id, p.instance_id]  # type: ignore[index]
         changed: dict[Path, None] = {}
         fresh: dict[int, dict[int, Value]] = {}
         for vpath, value in values.items():
@@ -682,16 +832,16 @@ class ObjectStore:
                 fresh.setdefault(rid, {})[vpath.resource_instance_id] = value
             else:
                 slot = inst[rid]
-                assert isinstance(slot, dict)
+                assert isinstance(slot, Multi)
                 if slot.get(vpath.resource_instance_id, _MISSING) != value:
                     changed[rpath] = None
-                slot[vpath.resource_instance_id] = value
+                inst[rid] = slot.with_item(vpath.resource_instance_id, value)
         if replace and p.resource_id is not None and self.is_multiple(p):
             fresh.setdefault(p.resource_id, {})  # PUT with no instances empties it
         for rid, new in fresh.items():
             if inst.get(rid) != new:
                 changed[p.child(rid) if p.level == 2 else Path(p.ids[:3])] = None
-            inst[rid] = new
+            inst[rid] = _multi(new)
         return list(changed)
 
     # -- Execute -------------------------------------------------------------------------
@@ -736,12 +886,12 @@ class ObjectStore:
             if instance_id is not None and payload_id != instance_id:
                 raise OperationError.bad_request("instance id differs from the payload's")
             instance_id = payload_id
-        existing = self._data[object_id]
+        existing = self.instances(object_id)
         if instance_id is None:
             instance_id = next(i for i in range(len(existing) + 1) if i not in existing)
         if instance_id in existing:
             raise OperationError.bad_request(f"/{object_id}/{instance_id} already exists")
-        inst: dict[int, Stored] = {
+        inst: dict[int, Any] = {
             r.id: None for r in odef.resources.values() if r.executable and r.mandatory
         }
         for vpath, value in values.items():
@@ -753,12 +903,13 @@ class ObjectStore:
             if not _type_ok(rdef.type, value):
                 raise OperationError.bad_request(f"{vpath}: not a {rdef.type.value}")
             if rdef.multiple:
-                slot = inst.setdefault(rdef.id, {})
-                assert isinstance(slot, dict)
-                slot[vpath.resource_instance_id] = value  # type: ignore[index]
+                inst.setdefault(rdef.id, {})[vpath.resource_instance_id] = value
             else:
                 inst[rdef.id] = value
-        existing[instance_id] = inst
+        for rid, slot in inst.items():
+            if isinstance(slot, dict):
+                inst[rid] = _multi(slot)
+        self._inst[_key(object_id, instance_id)] = _Instance(inst)
         return instance_id
 
     def delete(self, path: Path | str) -> None:
@@ -771,7 +922,7 @@ class ObjectStore:
         if not p.is_instance or p.object_id not in self.creatable or p in self.permanent:
             raise OperationError.not_allowed(f"Delete on {p}")
         oid, iid = p.ids
-        del self._data[oid][iid]
+        del self._inst[oid, iid]
         for apath in [a for a in self._attrs if a.startswith(p)]:
             del self._attrs[apath]
 
@@ -814,6 +965,8 @@ class ObjectStore:
         if new.empty:
             self._attrs.pop(p, None)
         else:
+            if self._attrs is _NO_ATTRS_MAP:
+                self._attrs = {}
             self._attrs[p] = new
         return new
 
@@ -832,10 +985,10 @@ class ObjectStore:
         resource and resource-instance levels, deeper levels winning (digest 5.2).
         """
         p = Path.parse(path)
-        servers = self._data.get(1, {})
+        servers = self.instances(1)
         eff = _NO_ATTRS
         if servers:
-            first = servers[min(servers)]
+            first = self._inst[1, servers[0]]
             pmin, pmax = first.get(2), first.get(3)
             eff = Attributes(
                 pmin=pmin if isinstance(pmin, int) else None,
@@ -852,3 +1005,17 @@ class ObjectStore:
 
 _MISSING = object()
 _NO_ATTRS = Attributes()
+_NO_ATTRS_MAP: dict[Path, Attributes] = {}  # never changed: a store makes its own dict
+_NO_INSTANCES = _multi({})
+_KEYS: dict[tuple[int, int], tuple[int, int]] = {}
+
+
+def _key(object_id: int, instance_id: int) -> tuple[int, int]:
+    """The (shared) key of an instance in a store."""
+    key = (object_id, instance_id)
+    found = _KEYS.get(key)
+    if found is None:
+        found = key
+        if len(_KEYS) < _CACHE_MAX:
+            _KEYS[key] = key
+    return found

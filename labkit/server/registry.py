@@ -131,6 +131,27 @@ def _expiry(now: float, lifetime: int) -> float:
     return math.inf if lifetime == 0 else now + lifetime
 
 
+_OBJECT_MAPS: dict[tuple[tuple[int, ObjectAnnouncement], ...], dict[int, ObjectAnnouncement]] = {}
+
+
+def _shared_objects(
+    objects: Mapping[int, ObjectAnnouncement],
+) -> Mapping[int, ObjectAnnouncement]:
+    """One dict of each distinct announcement for every registration (a fleet announces the
+    same objects; a record is read-only outside the registry, which replaces, never changes,
+    it). Bounded: past 4096 distinct ones each registration keeps its own."""
+    key = tuple(objects.items())
+    try:
+        found = _OBJECT_MAPS.get(key)
+    except TypeError:  # an unhashable announcement (not one the codec makes)
+        return dict(objects)
+    if found is None:
+        found = dict(objects)
+        if len(_OBJECT_MAPS) < 4096:
+            _OBJECT_MAPS[key] = found
+    return found
+
+
 def _content_formats(value: Any) -> tuple[int, ...]:
     if not value:
         return ()
@@ -232,7 +253,7 @@ class Registry:
             binding=str(req.binding),
             queue_mode=bool(req.queue_mode),
             sms=req.sms,
-            objects=dict(req.objects),
+            objects=_shared_objects(req.objects),
             root_path=req.root_path,
             content_formats=_content_formats(req.content_formats),
             registered_at=now,
@@ -276,7 +297,7 @@ class Registry:
         if upd.queue_mode is not None:
             reg.queue_mode = bool(upd.queue_mode)
         if upd.objects is not None:
-            reg.objects = dict(upd.objects)
+            reg.objects = _shared_objects(upd.objects)
         if remote is not None:
             reg.remote = remote
         if address is not None:

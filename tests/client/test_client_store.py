@@ -163,3 +163,43 @@ def test_notify_decision() -> None:
     assert pmax_due(Attributes(pmin=40, pmax=30), 100) is None
     assert pmax_due(Attributes(pmax=0), 100) is None
     assert pmax_due(none, 100) is None
+
+
+def test_stores_share_equal_layouts_and_multiple_values_and_copy_on_change() -> None:
+    a, b = (ObjectStore(creatable=(1,)) for _ in range(2))
+    for s in (a, b):
+        s.add_instance(3, 0, {0: "labkit", 6: [1, 5], 9: 80})
+    slot_a, slot_b = a._inst[3, 0], b._inst[3, 0]
+    assert slot_a.shape is slot_b.shape  # one tuple of resource ids for both devices
+    assert slot_a[6] is slot_b[6]  # equal multiple-resource values are one object
+    assert a._versions is b._versions
+    # a change of one store never shows in the other
+    assert a.set("/3/0/6/1", 7) and a.get("/3/0/6") == {0: 1, 1: 7}
+    assert b.get("/3/0/6") == {0: 1, 1: 5}
+    for s in (a, b):
+        s.add_instance(1, 0, {0: 1, 25: ["x"]})
+    a.write("/1/0/25", {P("/1/0/25/2"): "y"}, replace=False)  # a partial update
+    assert a.read("/1/0/25") == {P("/1/0/25/0"): "x", P("/1/0/25/2"): "y"}
+    assert b.read("/1/0/25") == {P("/1/0/25/0"): "x"}
+    assert a.write("/1/0/25", {P("/1/0/25/1"): "z"}) == [P("/1/0/25")]  # a replace
+    assert a.get("/1/0/25") == {1: "z"} and b.get("/1/0/25") == {0: "x"}
+    a.set("/3/0/1", "model")  # a resource the instance did not hold yet: a new layout
+    assert a.resource_ids(3, 0) == [0, 1, 6, 9] and b.resource_ids(3, 0) == [0, 6, 9]
+    a.add_object(5, "1.1")
+    assert a.version(5) == "1.1" and b.version(5) is None and b.objects() == [1, 3]
+    # 1 and True are equal in Python but not the same LwM2M value: never shared
+    c = ObjectStore()
+    c.add_instance(3, 0, {6: [True]})
+    d = ObjectStore()
+    d.add_instance(3, 0, {6: [1]})
+    assert c.get("/3/0/6/0") is True and d.get("/3/0/6/0") == 1 and d.get("/3/0/6/0") is not True
+
+
+def test_created_instances_hold_their_values_and_multiples(store: ObjectStore) -> None:
+    iid = store.create(1, {P("/1/1/0"): 2, P("/1/1/1"): 60, P("/1/1/25/3"): "a"})
+    assert iid == 1 and store.instances(1) == [0, 1]
+    assert store.get("/1/1/1") == 60 and store.get("/1/1/25") == {3: "a"}
+    assert store.read("/1/1/25/3") == {P("/1/1/25/3"): "a"}
+    store.delete("/1/1")
+    assert store.instances(1) == [0]
+    assert code_of(store.read, "/1/1") == "4.04"

@@ -35,6 +35,44 @@ def test_timers_fire_at_their_simulated_instants_in_order() -> None:
     assert loop.advances == 3
 
 
+def test_timers_of_one_instant_run_one_per_iteration_with_what_each_started() -> None:
+    async def main(loop: VirtualEventLoop) -> list[str]:
+        seen: list[str] = []
+
+        def timer(name: str) -> None:
+            seen.append(name)
+            loop.call_soon(seen.append, name + "'")  # what the timer started
+
+        for name in "abcd":
+            loop.call_at(5.0, timer, name)
+        await asyncio.sleep(10.0)
+        return seen
+
+    _, seen = run(main)
+    # asyncio's own loop: a, b, c, d, a', b', c', d' (all four timers first)
+    assert sorted(seen[0::2]) == list("abcd")
+    assert seen[1::2] == [name + "'" for name in seen[0::2]]
+
+
+def test_a_busy_instant_does_not_starve_the_timers_due_at_it() -> None:
+    async def main(loop: VirtualEventLoop) -> tuple[int, float]:
+        fired = 0
+
+        def tick() -> None:
+            nonlocal fired
+            fired += 1
+
+        for _ in range(100):
+            loop.call_at(1.0, tick)
+        await asyncio.sleep(1.0)
+        while fired < 100:  # ready work at every iteration of the instant
+            await asyncio.sleep(0)
+        return fired, loop.time()
+
+    _, (fired, t) = run(main)
+    assert (fired, t) == (100, 1.0)
+
+
 def test_wait_for_times_out_in_simulated_time() -> None:
     async def main(loop: VirtualEventLoop) -> float:
         with pytest.raises(TimeoutError):

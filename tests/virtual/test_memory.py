@@ -85,3 +85,19 @@ def test_splitmix64_neighbouring_seeds_do_not_share_a_shifted_stream() -> None:
     b = [SplitMix64(101).next64() for _ in range(50)]
     assert not set(a) & set(b)
     assert SplitMix64(3).randrange(4, 5) == 4
+
+
+def test_idle_devices_share_what_is_equal_and_make_the_rest_on_first_use() -> None:
+    with Lab(clock="virtual", seed=4) as lab:
+        handles = lab.add_devices(2, lifetime=600)
+        lab.run_for(700)  # an Update each
+        a, b = (handle.simulated for handle in handles)
+        site = vars(a._site)
+        assert "_block1" not in site and "_block2" not in site and "_observations" not in site
+        assert a._tasks is None and b._tasks is None  # no task runs between Updates
+        assert a.store._inst[3, 0].shape is b.store._inst[3, 0].shape
+        regs = lab.server.registrations
+        first, second = (regs[handle.endpoint] for handle in handles)
+        assert first.objects is second.objects  # one announcement map for both
+        # a block-wise request would find the site's spool, made then
+        assert a._site._block1.max_assemblies == 16 and "_block1" in vars(a._site)
