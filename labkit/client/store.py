@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from labkit.lwm2m.errors import RemoteProtocolError
 from labkit.lwm2m.formats.linkformat import Link
@@ -326,6 +326,21 @@ class Multi(Mapping[int, Value]):
         return f"Multi({dict(self.items())!r})"
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _intern(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """The value ``cache`` shares for ``key``; ``value`` becomes it when there is none yet
+    (and the cache has room)."""
+    found = cache.get(key)
+    if found is None:
+        found = value
+        if len(cache) < _CACHE_MAX:
+            cache[key] = value
+    return found
+
+
 _MULTIS: dict[tuple[Any, ...], Multi] = {}
 
 
@@ -415,13 +430,7 @@ _VERSIONS: dict[tuple[tuple[int, str], ...], dict[int, str]] = {}
 
 def _versions(versions: dict[int, str]) -> dict[int, str]:
     """One shared (never mutated) dict of each distinct ``{object id: version}``."""
-    key = tuple(sorted(versions.items()))
-    found = _VERSIONS.get(key)
-    if found is None:
-        found = versions
-        if len(_VERSIONS) < _CACHE_MAX:
-            _VERSIONS[key] = found
-    return found
+    return _intern(_VERSIONS, tuple(sorted(versions.items())), versions)
 
 
 _NO_DYNAMIC: dict[Path, Callable[[], Value]] = {}
@@ -1013,9 +1022,4 @@ _KEYS: dict[tuple[int, int], tuple[int, int]] = {}
 def _key(object_id: int, instance_id: int) -> tuple[int, int]:
     """The (shared) key of an instance in a store."""
     key = (object_id, instance_id)
-    found = _KEYS.get(key)
-    if found is None:
-        found = key
-        if len(_KEYS) < _CACHE_MAX:
-            _KEYS[key] = key
-    return found
+    return _intern(_KEYS, key, key)
