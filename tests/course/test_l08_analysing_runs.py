@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labkit.course import l08_analysing_runs  # noqa: F401 - registers the lesson's exercises
 from labkit.course.exercises import EXERCISES, check
 
 # -- exercises -----------------------------------------------------------------------------
