@@ -60,6 +60,7 @@ from typing import Any
 
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.paths import Path
+from labkit.lwm2m.peek import may_read_object
 from labkit.sim.link import LinkImpairment, LinkSample
 from labkit.timebase import ScaledClock
 
@@ -70,6 +71,7 @@ log = logging.getLogger(__name__)
 _UP = "up"  # device -> server
 _DOWN = "down"  # server -> device
 
+_CONNECTIVITY = 4  # the Connectivity Monitoring object
 _RSSI = Path.of(4, 0, 2)  # Radio Signal Strength
 _LQ = Path.of(4, 0, 3)  # Link Quality
 
@@ -317,7 +319,9 @@ class LinkRelay:
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
 
-        refresh = self.before_delivery if direction == _DOWN else None
+        refresh = self.before_delivery
+        if refresh is not None and (direction == _UP or not may_read_object(data, _CONNECTIVITY)):
+            refresh = None  # only a request that can read /4 needs /4 fresh
 
         def deliver() -> None:
             if handle is not None:
