@@ -71,7 +71,7 @@ def may_read_object(data: bytes, object_id: int) -> bool:
     klass = code >> 5
     if klass != 0:
         return klass not in (2, 4, 5)  # a response reads nothing; reserved classes: unsure
-    if code == _FETCH or code == _IPATCH:
+    if code in (_FETCH, _IPATCH):
         return True
     tkl = first & 0x0F
     if tkl > 8:

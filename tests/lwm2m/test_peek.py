@@ -1,4 +1,4 @@
-"""may_read_object: which datagrams can read an object, from hand-built and aiocoap-encoded bytes."""
+"""may_read_object: which datagrams can read an object (hand-built and aiocoap bytes)."""
 
 from __future__ import annotations
 
