@@ -10,11 +10,13 @@ sockets. It owns two things:
   ``delay_s`` later. The server sees the relay's server-side socket as the device's address,
   and its requests (role reversal, digest 8.4) come back through the relay to the device's
   current port, also after a reboot (the relay follows the device's latest source port).
-* :class:`LinkFeeder` -- one task that keeps each device's Connectivity Monitoring values
-  (/4/0/0 Network Bearer, /4/0/2 Radio Signal Strength, /4/0/3 Link Quality) equal to the
-  same trace's sample at the current simulated time, through ``device.set_values`` (which
-  notifies observers and records one ``link`` row per sample). What the server reads in /4
-  is therefore the signal that drives the losses it suffers.
+* :class:`LinkFeeder` -- one task that writes each device's Connectivity Monitoring values
+  (/4/0/0 Network Bearer, /4/0/2 Radio Signal Strength, /4/0/3 Link Quality) from the same
+  trace's sample, through ``device.set_values`` (which notifies observers and records one
+  ``link`` row per sample that changed anything): every ``interval_s`` simulated seconds, and,
+  through the relay's ``before_delivery`` hook, just before a request that can read /4
+  reaches the device. What the server reads in /4 is therefore the signal, at the moment of
+  the read, that drives the losses it suffers.
 
 Why a relay
 -----------
@@ -45,7 +47,9 @@ Compare runs by their outcome tables, not by timestamps. On a virtual-time loop
 loop timers on simulated time: there the n-th datagram and its send time are fixed by the seed,
 and so is every verdict.
 
-This module never decides anything about LwM2M and never parses CoAP.
+This module decides nothing about LwM2M and parses no CoAP itself: which downlink datagrams
+can read /4 (and so get a ``before_delivery`` call) is :func:`labkit.lwm2m.peek.may_read_object`
+on the bytes the relay already holds.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from typing import Any
 
 from labkit.events import Event, EventSink, discard
 from labkit.lwm2m.paths import Path
+from labkit.lwm2m.peek import may_read_object
 from labkit.sim.link import LinkImpairment, LinkSample
 from labkit.timebase import ScaledClock
 
@@ -70,6 +75,7 @@ log = logging.getLogger(__name__)
 _UP = "up"  # device -> server
 _DOWN = "down"  # server -> device
 
+_CONNECTIVITY = 4  # the Connectivity Monitoring object
 _RSSI = Path.of(4, 0, 2)  # Radio Signal Strength
 _LQ = Path.of(4, 0, 3)  # Link Quality
 
@@ -143,9 +149,14 @@ class LinkRelay:
         Sink for the relay's ``fault`` events (scripted cuts); per-datagram verdicts are
         counted in :attr:`stats`, not recorded (there are too many).
     before_delivery:
-        Called just before a datagram is delivered to the device (a
-        :meth:`LinkFeeder.refresh`, so that the device measures its signal when a request
-        reaches it, as a modem answering AT+CESQ on demand would).
+        Called just before a datagram that can read /4 is delivered to the device (a
+        :meth:`LinkFeeder.refresher`, so that the device measures its signal when a request
+        for it arrives, as a modem answering AT+CESQ on demand would). Only requests whose
+        first Uri-Path segment is 4, requests to the root (Discover, composite operations),
+        any FETCH or iPATCH, and datagrams that do not parse get the call
+        (:func:`~labkit.lwm2m.peek.may_read_object`); responses, Empty messages (ACK, RST)
+        and requests to other objects -- the blocks of a PUSH, /5 and /3 reads -- go through
+        without it, so they neither change /4 nor record ``link`` rows.
 
     Examples
     --------
@@ -178,8 +189,10 @@ class LinkRelay:
         self._device_side: _Side | None = None
         self._server_side: _Side | None = None
         self._device_addr: tuple[Any, ...] | None = None
-        # deliveries not made yet, by id (a TimerHandle hashes with a Python method)
+        # deliveries not made yet, by serial number (a TimerHandle hashes with a Python method)
         self._pending: dict[int, asyncio.TimerHandle] = {}
+        self._serial = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the relay started on
         self._cut_until: float | None = None  # simulated time (elapsed) the cut ends
         self._cut_armed: tuple[int, float] | None = None  # (downlink bytes left, duration)
         self._cut_min_size = 0
@@ -194,7 +207,7 @@ class LinkRelay:
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind both sockets (loopback, ephemeral ports)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         _, dev = await asyncio.wait_for(
             loop.create_datagram_endpoint(lambda: _Side(self, _UP), local_addr=(self.host, 0)),
             5.0,
@@ -290,50 +303,62 @@ class LinkRelay:
                     self.cut(armed[1])
                 else:
                     self._cut_armed = (left, armed[1])
-        now = self.clock.elapsed()
-        t = max(self.impairment.trace.start, now - self.t0)
-        verdict = self.impairment.decide(t, len(data))
+        clock = self.clock
+        now = clock.elapsed()
+        impairment = self.impairment
+        t = now - self.t0
+        start = impairment.trace.start
+        drop, delay_s = impairment.judge(t if t > start else start, len(data))
         stats = self.stats
-        cut = self._cut_active(now)
+        cut = self._cut_until is not None and now < self._cut_until  # (_cut_active, inlined)
         if direction == _UP:
             stats.up_sent += 1
             stats.up_bytes += len(data)
         else:
             stats.down_sent += 1
             stats.down_bytes += len(data)
-        if verdict.drop or cut:
+        if drop or cut:
             if direction == _UP:
                 stats.up_dropped += 1
             else:
                 stats.down_dropped += 1
             stats.cut_dropped += cut
             return
+        refresh = self.before_delivery
         if direction == _UP:
             target, side = self.server, self._server_side
+            refresh = None
         else:
             target, side = self._device_addr, self._device_side
+            if refresh is not None and not may_read_object(data, _CONNECTIVITY):
+                refresh = None  # only a request that can read /4 needs /4 fresh
         assert target is not None
-        delay = self.clock.to_wall(verdict.delay_s)
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        key = self._serial
+        self._serial = key + 1
+        self._pending[key] = loop.call_later(
+            clock.to_wall(delay_s), self._deliver, key, side, data, target, refresh
+        )
 
-        refresh = self.before_delivery if direction == _DOWN else None
-
-        def deliver() -> None:
-            if handle is not None:
-                self._pending.pop(id(handle), None)
-            if self.closed or side is None or side.transport is None:
-                return
-            if refresh is not None:
-                try:
-                    refresh()
-                except Exception:
-                    log.exception("relay before_delivery hook failed")
-            with contextlib.suppress(OSError):
-                side.transport.sendto(data, target)
-
-        handle = loop.call_later(delay, deliver)
-        self._pending[id(handle)] = handle
+    def _deliver(
+        self,
+        key: int,
+        side: _Side | None,
+        data: bytes,
+        target: tuple[Any, ...],
+        refresh: Callable[[], None] | None,
+    ) -> None:
+        """Hand one datagram on, ``delay`` after it arrived (a loop timer of :meth:`_received`)."""
+        self._pending.pop(key, None)
+        if self.closed or side is None or side.transport is None:
+            return
+        if refresh is not None:
+            try:
+                refresh()
+            except Exception:
+                log.exception("relay before_delivery hook failed")
+        with contextlib.suppress(OSError):
+            side.transport.sendto(data, target)
 
     def _emit(self, detail: str) -> None:
         try:
@@ -353,8 +378,10 @@ class LinkFeeder:
     ``device.set_values`` (which notifies observers and records one ``link`` event showing
     both values: one row per sample that changed anything). Network
     Bearer (/4/0/0) is written once, at :meth:`start`. Hand :meth:`refresher` to the device's
-    relay as ``before_delivery`` and every request finds /4 equal to the trace at the moment
-    it arrives, whatever the interval.
+    relay as ``before_delivery`` and every request that can read /4 (a request to /4 or to the
+    root, a FETCH or iPATCH: :class:`LinkRelay`) finds /4 equal to the trace at the moment it
+    arrives, whatever the interval; between such requests and ticks /4 holds the last sample
+    written (other datagrams, such as PUSH blocks, do not refresh it).
 
     Parameters
     ----------

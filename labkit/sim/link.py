@@ -76,6 +76,20 @@ CACHED_CHUNKS = 2
 #: ``k`` despite floating-point rounding.
 _STEP_EPS = 1e-9
 
+#: Per profile (by identity): integer signal strength -> ``(loss, mean delay, mean jitter,
+#: data rate)`` as the profile computes them (:meth:`SignalTrace._terms_at`). The values are
+#: pure functions of ``(profile, rssi)``, so remembering them changes no number; a fleet asks
+#: them for every datagram, and one table per profile (not per trace) costs no memory per
+#: device.
+_TERMS: dict[int, tuple[LinkProfile, dict[int, tuple[float, float, float, float]]]] = {}
+
+
+def _terms_table(profile: LinkProfile) -> dict[int, tuple[float, float, float, float]]:
+    entry = _TERMS.get(id(profile))
+    if entry is None or entry[0] is not profile:  # (the profile is kept: its id stays its own)
+        entry = _TERMS[id(profile)] = (profile, {})
+    return entry[1]
+
 
 # ---------------------------------------------------------------------------------------------
 # Values
@@ -213,10 +227,12 @@ class SignalTrace:
         "_hi",
         "_lo",
         "_mean",
+        "_mru",
         "_profile",
         "_seed",
         "_start",
         "_step_s",
+        "_terms",
     )
 
     def __init__(
@@ -250,6 +266,9 @@ class SignalTrace:
         init = np.random.Generator(np.random.PCG64(derive_seed(seed, "trace", "init")))
         self._boundary = array("d", [profile.rssi_sigma_db * float(init.standard_normal())])
         self._cache: dict[int, tuple[array[float], array[float]]] = {}
+        # (chunk, shadowing, noise) of the most recently used chunk, the last in _cache
+        self._mru: tuple[int, array[float], array[float]] | None = None
+        self._terms = _terms_table(profile)
         # Random dips of all chunks computed so far, in start order, as compact columns.
         self._dip_starts = array("d")
         self._dip_ends = array("d")
@@ -311,8 +330,8 @@ class SignalTrace:
 
     def signal(self, t: float) -> tuple[int, int]:
         """``(rssi_dbm, link_quality)`` of :meth:`sample` at ``t``, without the rest of the
-        sample (what a device's /4/0/2 and /4/0/3 hold; asked before every datagram that
-        reaches a device)."""
+        sample (what a device's /4/0/2 and /4/0/3 hold; asked before every request that can
+        read /4 reaches a device)."""
         rssi, _, noise = self._point(t)
         return rssi, self._profile.link_quality.report(rssi, noise)
 
@@ -357,13 +376,29 @@ class SignalTrace:
             raise ValueError(f"t must be finite and >= start ({self._start:g}), got {t!r}")
         k = math.floor((t - self._start) / self._step_s + _STEP_EPS)
         chunk, i = divmod(k, CHUNK_STEPS)
-        shadowing, lq_noise = self._chunk(chunk)
+        mru = self._mru
+        if mru is not None and mru[0] == chunk:  # nearly always: the LRU order stays as is
+            shadowing, lq_noise = mru[1], mru[2]
+        else:
+            shadowing, lq_noise = self._chunk(chunk)
         depth = self._dip_depth(t)
         if depth == math.inf:  # an outage: no coverage
             return self._lo, 1.0, lq_noise[i]
         raw = self._mean - depth + shadowing[i]
         rssi = min(max(math.floor(raw + 0.5), self._lo), self._hi)  # round half up
-        return rssi, self._profile.loss(rssi), lq_noise[i]
+        terms = self._terms.get(rssi)
+        if terms is None:
+            terms = self._terms_at(rssi)
+        return rssi, terms[0], lq_noise[i]
+
+    def _terms_at(self, rssi: int) -> tuple[float, float, float, float]:
+        """``(loss, mean delay, mean jitter, data rate)`` at integer ``rssi``, remembered for
+        the profile (:data:`_TERMS`)."""
+        terms = self._terms.get(rssi)
+        if terms is None:
+            p = self._profile
+            terms = self._terms[rssi] = (p.loss(rssi), *p.link_terms(rssi))
+        return terms
 
     def _chunk_of(self, t: float) -> int:
         k = math.floor((t - self._start) / self._step_s + _STEP_EPS)
@@ -379,13 +414,14 @@ class SignalTrace:
             while len(self._cache) >= CACHED_CHUNKS:
                 del self._cache[next(iter(self._cache))]
         self._cache[c] = hit
+        self._mru = (c, hit[0], hit[1])
         return hit
 
     def _compute(self, c: int) -> tuple[array[float], array[float]]:
         """Compute chunk ``c`` from its checkpoint; record its checkpoint and dips if new."""
         rng = np.random.Generator(np.random.PCG64(derive_seed(self._seed, "trace", c)))
         z = rng.standard_normal(CHUNK_STEPS).tolist()
-        lq_noise = array("d", rng.standard_normal(CHUNK_STEPS).tolist())
+        lq_noise = array("d", rng.standard_normal(CHUNK_STEPS).tobytes())  # the same doubles
         n_dips = int(rng.poisson(self._dip_lambda))
         offsets = rng.random(n_dips).tolist()
         depths = rng.random(n_dips).tolist()
@@ -393,10 +429,12 @@ class SignalTrace:
 
         a, b = self._a, self._b
         x = self._boundary[c]
-        shadowing = array("d", bytes(8 * CHUNK_STEPS))
-        for i, zi in enumerate(z):
+        values: list[float] = []
+        append = values.append
+        for zi in z:
             x = a * x + b * zi
-            shadowing[i] = x
+            append(x)
+        shadowing = array("d", values)
 
         if c == len(self._boundary) - 1:  # first computation of this chunk
             self._boundary.append(x)
@@ -447,6 +485,7 @@ class SignalTrace:
 # ---------------------------------------------------------------------------------------------
 
 _MASK64 = (1 << 64) - 1
+_UNIT = 1.0 / (1 << 53)  # a 53-bit integer times this is a float in [0, 1)
 
 
 class LinkImpairment:
@@ -505,7 +544,7 @@ class LinkImpairment:
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         z ^= z >> 31
-        return (z >> 11) * (1.0 / (1 << 53))
+        return (z >> 11) * _UNIT
 
     def decide(self, t: float, size: int) -> Verdict:
         """The verdict on a datagram of ``size`` bytes sent at simulated time ``t``.
@@ -516,19 +555,36 @@ class LinkImpairment:
             ``drop`` and, for delivered datagrams, the one-way ``delay_s`` (also filled in for
             dropped ones, where it means nothing).
         """
+        drop, delay = self.judge(t, size)
+        return Verdict(drop=drop, delay_s=delay)
+
+    def judge(self, t: float, size: int) -> tuple[bool, float]:
+        """:meth:`decide` as a plain ``(drop, delay_s)`` pair (the same draws, the same
+        numbers; the link relay asks this for every datagram)."""
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size!r}")
-        rssi, loss, _ = self._trace._point(t)  # noqa: SLF001 - same module: its own trace
-        u_loss = self._uniform()
-        u_jitter = self._uniform()  # drawn for every datagram, so the stream never shifts
-        profile = self._trace._profile  # noqa: SLF001 - same module: its own trace
-        mean_delay, mean_jitter, rate = profile.link_terms(rssi)
+        trace = self._trace
+        rssi, loss, _ = trace._point(t)  # noqa: SLF001 - same module: its own trace
+        # two SplitMix64 draws (:meth:`_uniform`, inlined): the loss draw, then the jitter
+        # draw, taken for every datagram so the stream never shifts
+        s1 = (self._state + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((s1 ^ (s1 >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        u_loss = ((z ^ (z >> 31)) >> 11) * _UNIT
+        self._state = s2 = (s1 + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((s2 ^ (s2 >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        u_jitter = ((z ^ (z >> 31)) >> 11) * _UNIT
+        terms = trace._terms.get(rssi)  # noqa: SLF001 - same module: its own trace
+        if terms is None:
+            terms = trace._terms_at(rssi)  # noqa: SLF001 - same module: its own trace
+        _, mean_delay, mean_jitter, rate = terms
         jitter = -mean_jitter * math.log1p(-u_jitter)
         delay = mean_delay + jitter + size / rate
         drop = u_loss < loss
         self.sent += 1
         self.dropped += drop
-        return Verdict(drop=drop, delay_s=delay)
+        return drop, delay
 
 
 def device_link(

@@ -149,14 +149,22 @@ def test_a_cut_drops_everything_for_its_duration() -> None:
 
 
 @contextlib.asynccontextmanager
-async def device_behind_relay(link: LinkImpairment, clock: ScaledClock, scale: float) -> Any:
+async def device_behind_relay(
+    link: LinkImpairment,
+    clock: ScaledClock,
+    scale: float,
+    *,
+    interval_s: float = 5.0,
+    device_events: list[Event] | None = None,
+) -> Any:
     events: list[Event] = []
     server = LwM2MServer(on_event=events.append, clock=clock, time_scale=scale)
     await server.start()
     relay = LinkRelay(link, ("127.0.0.1", server.port), clock=clock, device="sim-1")
     await relay.start()
-    dev = SimulatedDevice("sim-1", relay.uri, lifetime=86400)
-    feeder = LinkFeeder([(dev, link)], clock=clock, interval_s=5.0)
+    sink = device_events.append if device_events is not None else (lambda _e: None)
+    dev = SimulatedDevice("sim-1", relay.uri, lifetime=86400, on_event=sink)
+    feeder = LinkFeeder([(dev, link)], clock=clock, interval_s=interval_s)
     relay.before_delivery = feeder.refresher(dev, link)
     try:
         await dev.start(timeout=10)
@@ -185,6 +193,43 @@ def test_values_in_4_follow_the_trace() -> None:
                 assert got["/4/0/3"] == sample.link_quality
                 assert got["/4/0/0"] == 7  # NB-IoT (digest 2)
                 assert dev.value("/4/0/2") == sample.rssi_dbm
+
+    run(scenario)
+
+
+def test_only_requests_that_can_read_4_refresh_it_and_they_see_the_trace_at_arrival() -> None:
+    """The relay refreshes /4 before a request that can read it (here GET /4/0/2), never
+    before a Block1 PUT to /5/0/0 or a read of /3: those leave /4 and the link rows alone even
+    when the trace moved, and the next /4 read answers the trace's value at its arrival."""
+
+    async def scenario() -> None:
+        mono = [100.0]
+        clock = ScaledClock(100.0, monotonic=lambda: mono[0])  # still unless the test moves it
+        link = device_link("nb-iot", 3, seed=11)
+        t1 = next(t for t in range(60, 7200, 60) if link.trace.signal(t) != link.trace.signal(0))
+        rows: list[Event] = []
+
+        def link_rows() -> list[tuple[int | None, int | None]]:
+            return [(e.rssi_dbm, e.link_quality) for e in rows if e.kind == "link"]
+
+        # a periodic tick that never comes during the test: only the relay refreshes
+        async with device_behind_relay(link, clock, 100.0, interval_s=1e9,
+                                       device_events=rows) as (server, dev, _relay, _feeder):
+            handle = server.device("sim-1")
+            at_start = link.trace.signal(0.0)
+            assert link_rows()[-1] == at_start
+            before = len(link_rows())
+            mono[0] = 100.0 + t1 / 100.0  # the trace moves on
+            resp = await handle.write("/5/0/0", b"\x00" * 200, block_size=64, timeout=10)
+            assert resp.code is not None
+            assert (await handle.read("/3/0/0", timeout=10)).ok
+            assert len(link_rows()) == before  # no PUT block, no /3 read refreshed /4
+            assert (dev.value("/4/0/2"), dev.value("/4/0/3")) == at_start
+            resp = await handle.read("/4/0/2", timeout=10)
+            rssi, lq = link.trace.signal(float(t1))
+            assert next(iter(resp.values.values())) == rssi
+            assert dev.value("/4/0/3") == lq
+            assert link_rows()[before:] == [(rssi, lq)]  # the read wrote one row, first
 
     run(scenario)
 

@@ -313,6 +313,31 @@ def test_impairment_is_deterministic_and_does_not_touch_the_trace() -> None:
     assert [same.decide(t, 200) for t in times] != va
 
 
+def test_verdicts_are_pinned_and_judge_is_decide_as_a_pair() -> None:
+    # A change of the verdict stream (draw order, loss/delay/jitter/rate terms) changes every
+    # saved run; the hash was taken before the relay's fast path (judge, the per-profile
+    # table of terms, the most-recent chunk) existed.
+    imp = device_link("nb-iot", 5, seed=3, dips=[outage(700.0, 60.0)])
+    times = [i * 0.61 for i in range(4000)]
+    out = [imp.decide(t, (i * 37) % 1100) for i, t in enumerate(times)]
+    assert (
+        hashlib.sha256(repr([(v.drop, v.delay_s) for v in out]).encode()).hexdigest()
+        == "78542aa6c7a9f60c103c80d6230c5c0f6b42ecdc3c68ac216108b94e8e4800b1"
+    )
+    assert imp.dropped == 116 and imp.sent == 4000
+    twin = device_link("nb-iot", 5, seed=3, dips=[outage(700.0, 60.0)])
+    pairs = [twin.judge(t, (i * 37) % 1100) for i, t in enumerate(times)]
+    assert pairs == [(v.drop, v.delay_s) for v in out]
+    assert (twin.sent, twin.dropped) == (imp.sent, imp.dropped)
+    # the terms a verdict uses are the profile's own
+    trace = imp.trace
+    for t in (0.0, 333.3, 720.0, 1999.0):
+        sample = trace.sample(t)
+        expected = 1.0 if 700.0 <= t < 760.0 else trace.profile.loss(sample.rssi_dbm)
+        assert sample.loss == expected
+        assert sample.delay_s == trace.profile.delay_at(sample.rssi_dbm)
+
+
 def test_delay_is_base_plus_jitter_plus_transmission_time() -> None:
     profile = calm("nb-iot", rssi_sigma_db=0.0, rssi_mean_dbm=-110.0)
     trace = SignalTrace(profile, 3)
