@@ -316,6 +316,17 @@ class Multi(Mapping[int, Value]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def __eq__(self, other: object) -> bool:
+        # Mapping's comparison builds two dicts; two Multis (sorted ids) compare as tuples,
+        # with the same answer. The firmware agent compares /5/0/8 after every PUSH block.
+        if self is other:
+            return True
+        if isinstance(other, Multi):
+            return self._ids == other._ids and self._values == other._values
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # (as Mapping's: a Multi is not hashable)
+
     def with_item(self, ri: int, value: Value) -> Multi:
         """A copy with instance ``ri`` set to ``value``."""
         items = dict(zip(self._ids, self._values, strict=True))
@@ -649,18 +660,20 @@ class ObjectStore:
         if inst is None or odef is None:
             return []
         changed: list[int] = []
+        index = inst.shape.index  # (the instance's layout does not change here)
+        held = inst.values
+        defs = odef.resources
         for rid, value in values.items():
-            if rid not in inst:
+            at = index.get(rid)
+            if at is None:
                 continue
-            rdef = odef.resources.get(rid)
+            rdef = defs.get(rid)
             if rdef is None:
                 raise KeyError(f"no definition for /{object_id}/{instance_id}/{rid}")
             new = self._coerce_local(rdef, value)
-            if inst[rid] != new:
-                inst[rid] = new
+            if held[at] != new:
                 changed.append(rid)
-            else:
-                inst[rid] = new
+            held[at] = new
         return changed
 
     def iter_values(self, path: Path) -> Iterator[tuple[Path, Value]]:
