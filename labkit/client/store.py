@@ -327,6 +327,18 @@ class Multi(Mapping[int, Value]):
 
     __hash__ = None  # type: ignore[assignment]  # (as Mapping's: a Multi is not hashable)
 
+    def holds(self, items: Mapping[int, Any]) -> bool:
+        """True when ``items`` are exactly these instances: the same ids, each value equal and
+        of the same type (what :func:`_multi` would make of ``items`` equals this one)."""
+        if len(items) != len(self._ids):
+            return False
+        get = items.get
+        for ri, value in zip(self._ids, self._values, strict=True):
+            other = get(ri, _ABSENT)
+            if other is not value and (type(other) is not type(value) or other != value):
+                return False
+        return True
+
     def with_item(self, ri: int, value: Value) -> Multi:
         """A copy with instance ``ri`` set to ``value``."""
         items = dict(zip(self._ids, self._values, strict=True))
@@ -353,6 +365,7 @@ def _intern(cache: dict[_K, _V], key: _K, value: _V) -> _V:
 
 
 _MULTIS: dict[tuple[Any, ...], Multi] = {}
+_ABSENT = object()
 
 
 def _multi(items: Mapping[int, Value]) -> Multi:
@@ -670,6 +683,9 @@ class ObjectStore:
             rdef = defs.get(rid)
             if rdef is None:
                 raise KeyError(f"no definition for /{object_id}/{instance_id}/{rid}")
+            old = held[at]
+            if type(old) is Multi and isinstance(value, Mapping) and old.holds(value):
+                continue  # the same instances: nothing to make, nothing changed
             new = self._coerce_local(rdef, value)
             if held[at] != new:
                 changed.append(rid)
