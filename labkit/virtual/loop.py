@@ -159,7 +159,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             raise TypeError("when cannot be None")
         if self._debug:  # type: ignore[attr-defined]
             return self._debug_call_at(when, callback, args, context)
-        self._check_closed()  # type: ignore[attr-defined]
+        if self._closed:  # type: ignore[attr-defined]  # (asyncio's _check_closed, inline)
+            raise RuntimeError("Event loop is closed")
         timer = asyncio.TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
@@ -170,7 +171,28 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                    ) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(self._vtime + delay, callback, *args, context=context)
+        when = self._vtime + delay
+        if self._debug:  # type: ignore[attr-defined]
+            return self._debug_call_at(when, callback, args, context)
+        if self._closed:  # type: ignore[attr-defined]  # (call_at, inline: one call per timer)
+            raise RuntimeError("Event loop is closed")
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        """asyncio's ``call_soon`` without its two inner calls (every future callback, task
+        step and in-process datagram goes through here); the same handle in the same place
+        of the ready queue."""
+        if self._debug:  # type: ignore[attr-defined]
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     def _debug_call_at(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
                        context: contextvars.Context | None) -> asyncio.TimerHandle:
