@@ -637,7 +637,8 @@ class FirmwareAgent:
             "battery": self._device.battery.level,
         }
 
-    def persist(self, *, force: bool = False, sync: bool = False) -> None:
+    def persist(self, *, force: bool = False, sync: bool = False, unless_same: bool = False
+                ) -> None:
         """Save ``state.json`` (atomically) when it would change; the factory image goes to
         slot a the first time.
 
@@ -645,7 +646,9 @@ class FirmwareAgent:
         differs from the last saved one, when ``force``, and during a PULL as a resume
         checkpoint (see the module docstring): the stored offset went down (a restart), or
         :meth:`checkpoint_bytes` / :data:`CHECKPOINT_SECONDS` passed since the last save.
-        ``sync`` flushes the record to disk before it replaces the old one.
+        ``sync`` flushes the record to disk before it replaces the old one; ``unless_same``
+        does not rewrite a file that already holds exactly this record
+        (:meth:`~labkit.client.model.FlashStorage.save`).
         """
         dev = self._device
         storage = dev.storage
@@ -671,7 +674,7 @@ class FirmwareAgent:
                 and now - self._saved_time < CHECKPOINT_SECONDS
             ):
                 return
-        storage.save(record, sync=sync)
+        storage.save(record, sync=sync, unless_same=unless_same)
         self._saved = copy.deepcopy(volatile)
         self._saved_offset = offset
         self._saved_time = now
@@ -774,7 +777,8 @@ class FirmwareAgent:
             deadline = self.defer_deadline or dev.now()
             self._arm_deferral(max(0.0, deadline - dev.now()))
         self.sync()
-        self.persist(force=True)  # the record as booted (the slot truncated to its offset)
+        # the record as booted (the slot truncated to its offset); most boots change nothing
+        self.persist(force=True, unless_same=True)
         return todo
 
     def _discard(self) -> None:

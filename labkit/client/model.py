@@ -226,6 +226,20 @@ def scratch_root() -> str | None:
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 
+def _holds(path: str, text: bytes) -> bool:
+    """True when the file at ``path`` holds exactly ``text``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(text) + 1) == text
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _close_all(handles: dict[str, Any]) -> None:
     """Close the slot files of a storage object that is garbage collected."""
     for fh in handles.values():
@@ -377,11 +391,14 @@ class FlashStorage:
             return None  # unreadable: boot as from the factory (an atomic write never tears)
         return data if isinstance(data, dict) else None
 
-    def save(self, record: dict[str, Any], *, sync: bool = False) -> None:
+    def save(self, record: dict[str, Any], *, sync: bool = False, unless_same: bool = False
+             ) -> None:
         """Persist ``record`` atomically (temporary file + ``os.replace``).
 
         ``sync`` flushes the new record to disk before it replaces the old one (for the record
         that names a downloaded image complete: a real power cut must not lose it).
+        ``unless_same`` leaves ``state.json`` alone when it already holds exactly this record
+        (read back and compared byte for byte): a boot that changed nothing rewrites nothing.
         """
         # Plain descriptors and path strings (no pathlib objects, no buffered file object, no
         # mkdir per save): the firmware agent saves on every change of the record. A directory
@@ -389,6 +406,9 @@ class FlashStorage:
         base = os.fspath(self.directory if self._dir is None else self._dir)
         tmp = os.path.join(base, ".state.json.tmp")
         text = json.dumps(record, sort_keys=True).encode("utf-8")
+        if unless_same and _holds(os.path.join(base, "state.json"), text):
+            self._saved = True
+            return
         try:
             fd = os.open(tmp, _NEW_FILE, 0o666)
         except FileNotFoundError:
