@@ -439,7 +439,10 @@ class VirtualClock(ScaledClock):
         return datetime.fromtimestamp(self.loop.epoch, UTC).isoformat().replace("+00:00", "Z")
 
     def sim_now(self) -> float:
-        return self.loop.epoch + self.loop.time()
+        loop = self.loop
+        return loop.epoch + loop._vtime  # (loop.time(), read directly: every event reads it)
+
+    __call__ = sim_now
 
     def elapsed(self) -> float:
         return self.loop.time() - self._mono0
