@@ -28,7 +28,8 @@ every /5 state and result, digest 1.4) to the device's I/O and hardware model
   (changed ETag, 200 instead of 206) saves its lower offset and new ETag before new bytes
   overwrite the old ones. The battery level is saved with these records only. On completion
   the slot is ``fsync``-ed and the record naming the image complete is flushed before it
-  replaces the old one.
+  replaces the old one. A boot writes the record as booted, unless ``state.json`` already
+  holds exactly that text (most boots change nothing).
 * Install: ``StartInstall`` asks the device to reboot; :meth:`FirmwareAgent.run_install` is
   the bootloader's part (verify, swap, self-test, confirm -- each step persisted).
 
