@@ -676,7 +676,7 @@ class FirmwareAgent:
             ):
                 return
         storage.save(record, sync=sync, unless_same=unless_same)
-        self._saved = copy.deepcopy(volatile)
+        self._saved = _plain_copy(volatile)
         self._saved_offset = offset
         self._saved_time = now
 
@@ -1172,6 +1172,20 @@ class FirmwareAgent:
                 InstallFailed(result=outcome.result, image_usable=outcome.image_usable),
             )
         return True
+
+
+def _plain_copy(value: Any) -> Any:
+    """A deep copy of a JSON-like record (dicts, lists, tuples of immutable scalars): what
+    ``copy.deepcopy`` makes of it, without its memo bookkeeping (one per saved record)."""
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_copy(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    return copy.deepcopy(value)
 
 
 def factory_image(version: str) -> bytes:
