@@ -161,6 +161,8 @@ __all__ = ["MIN_WALL_TIMEOUT_S", "InstallOutcome", "SimulatedDevice"]
 log = logging.getLogger(__name__)
 
 _PACKAGE = Path.of(5, 0, 0)
+_PACKAGE_TEXT = str(_PACKAGE)
+_PACKAGE_SEGMENTS = ("5", "0", "0")
 _RSSI = Path.of(4, 0, 2)  # Radio Signal Strength
 _LQ = Path.of(4, 0, 3)  # Link Quality
 _LINK_PATHS = {_RSSI: str(_RSSI), _LQ: str(_LQ)}  # the two that make a ``link`` event
@@ -261,7 +263,7 @@ class _DeviceSite(resource.ObservableResource, resource.PathCapable):  # type: i
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         # /5/0/0 must see every Block1 block (State 1 on the first one, digest 8.2).
         return not (
-            tuple(request.opt.uri_path) == ("5", "0", "0") and request.code in (Code.PUT, Code.POST)
+            request.code in (Code.PUT, Code.POST) and request.opt.uri_path == _PACKAGE_SEGMENTS
         )
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
@@ -1483,9 +1485,10 @@ class SimulatedDevice:
         if self._bs is not None and self._from_bootstrap_server(request):
             return self._bootstrap_request(request)
         method = request.code.name if request.code.is_request() else str(request.code)
-        path_text = "/" + "/".join(request.opt.uri_path)
+        segments = request.opt.uri_path  # (a tuple made on every read of the option)
+        path_text = "/" + "/".join(segments)
         try:
-            path = Path.from_segments(list(request.opt.uri_path))
+            path = Path.parse(path_text)  # (what Path.from_segments(segments) parses)
             response = self._dispatch(request, path)
             if response is None:
                 self.emit("request", method=method, path=path_text, detail="not answered")
@@ -1683,7 +1686,7 @@ class SimulatedDevice:
             value_so_far > declared or (not more and value_so_far != declared)
         ):
             detail = f"TLV Package declares {declared} bytes, {value_so_far} arrived"
-            self.emit("error", path=str(_PACKAGE), code="4.00", detail=detail)
+            self.emit("error", path=_PACKAGE_TEXT, code="4.00", detail=detail)
             self._push_bytes = None
             if self.fw.state is State.DOWNLOADING:
                 self.guarded(
@@ -1700,7 +1703,7 @@ class SimulatedDevice:
         try:
             agent.handle(WritePackage(block_number=num, more=more, data=data))
         except StoreError as exc:
-            self.emit("error", path=str(_PACKAGE), detail=str(exc))
+            self.emit("error", path=_PACKAGE_TEXT, detail=str(exc))
             self.guarded(agent.handle, DownloadFailed(result=exc.result))
             if exc.result is UpdateResult.NOT_ENOUGH_FLASH:
                 answer = self._refuse("4.13", str(exc))
@@ -1711,7 +1714,7 @@ class SimulatedDevice:
             self.spawn(self.power_loss())
             return None
         except LinkDown:
-            self.emit("fault", detail="link-drop", path=str(_PACKAGE))
+            self.emit("fault", detail="link-drop", path=_PACKAGE_TEXT)
             self._push_link_drop()
             return None
         start = 0 if block1 is None else block1.block_number * block1.size
@@ -1726,7 +1729,7 @@ class SimulatedDevice:
             "block",
             method="push",
             protocol="coap",
-            path=str(_PACKAGE),
+            path=_PACKAGE_TEXT,
             block=num,
             bytes=len(request.payload),
         )
@@ -1753,7 +1756,7 @@ class SimulatedDevice:
         if start == last_start and length == last_len:
             return nxt - 1  # the last block again (its 2.31 was lost): B2
         detail = f"Block1 at byte {start}, expected byte {expected}"
-        self.emit("error", path=str(_PACKAGE), code="4.08", detail=detail)
+        self.emit("error", path=_PACKAGE_TEXT, code="4.08", detail=detail)
         return self._refuse("4.08", detail)
 
     def _push_link_drop(self) -> None:

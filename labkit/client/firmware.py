@@ -28,7 +28,8 @@ every /5 state and result, digest 1.4) to the device's I/O and hardware model
   (changed ETag, 200 instead of 206) saves its lower offset and new ETag before new bytes
   overwrite the old ones. The battery level is saved with these records only. On completion
   the slot is ``fsync``-ed and the record naming the image complete is flushed before it
-  replaces the old one.
+  replaces the old one. A boot writes the record as booted, unless ``state.json`` already
+  holds exactly that text (most boots change nothing).
 * Install: ``StartInstall`` asks the device to reboot; :meth:`FirmwareAgent.run_install` is
   the bootloader's part (verify, swap, self-test, confirm -- each step persisted).
 
@@ -637,7 +638,8 @@ class FirmwareAgent:
             "battery": self._device.battery.level,
         }
 
-    def persist(self, *, force: bool = False, sync: bool = False) -> None:
+    def persist(self, *, force: bool = False, sync: bool = False, unless_same: bool = False
+                ) -> None:
         """Save ``state.json`` (atomically) when it would change; the factory image goes to
         slot a the first time.
 
@@ -645,7 +647,9 @@ class FirmwareAgent:
         differs from the last saved one, when ``force``, and during a PULL as a resume
         checkpoint (see the module docstring): the stored offset went down (a restart), or
         :meth:`checkpoint_bytes` / :data:`CHECKPOINT_SECONDS` passed since the last save.
-        ``sync`` flushes the record to disk before it replaces the old one.
+        ``sync`` flushes the record to disk before it replaces the old one; ``unless_same``
+        does not rewrite a file that already holds exactly this record
+        (:meth:`~labkit.client.model.FlashStorage.save`).
         """
         dev = self._device
         storage = dev.storage
@@ -671,8 +675,8 @@ class FirmwareAgent:
                 and now - self._saved_time < CHECKPOINT_SECONDS
             ):
                 return
-        storage.save(record, sync=sync)
-        self._saved = copy.deepcopy(volatile)
+        storage.save(record, sync=sync, unless_same=unless_same)
+        self._saved = _plain_copy(volatile)
         self._saved_offset = offset
         self._saved_time = now
 
@@ -774,7 +778,8 @@ class FirmwareAgent:
             deadline = self.defer_deadline or dev.now()
             self._arm_deferral(max(0.0, deadline - dev.now()))
         self.sync()
-        self.persist(force=True)  # the record as booted (the slot truncated to its offset)
+        # the record as booted (the slot truncated to its offset); most boots change nothing
+        self.persist(force=True, unless_same=True)
         return todo
 
     def _discard(self) -> None:
@@ -1167,6 +1172,20 @@ class FirmwareAgent:
                 InstallFailed(result=outcome.result, image_usable=outcome.image_usable),
             )
         return True
+
+
+def _plain_copy(value: Any) -> Any:
+    """A deep copy of a JSON-like record (dicts, lists, tuples of immutable scalars): what
+    ``copy.deepcopy`` makes of it, without its memo bookkeeping (one per saved record)."""
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_copy(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    return copy.deepcopy(value)
 
 
 def factory_image(version: str) -> bytes:

@@ -222,6 +222,24 @@ def scratch_root() -> str | None:
     return os.environ.get("LABKIT_FLASH_TMP") or None
 
 
+#: ``os.open`` flags of a file written from scratch (what ``open(path, "wb")`` uses).
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+
+
+def _holds(path: str, text: bytes) -> bool:
+    """True when the file at ``path`` holds exactly ``text``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(text) + 1) == text
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _close_all(handles: dict[str, Any]) -> None:
     """Close the slot files of a storage object that is garbage collected."""
     for fh in handles.values():
@@ -339,9 +357,11 @@ class FlashStorage:
         if at[slot] != offset:
             fh.seek(offset)
             fh.truncate(offset)
-        view = memoryview(data)
-        while view:
-            view = view[fh.write(view) :]
+        written = fh.write(data)  # one write() system call (unbuffered) ...
+        if written != len(data):  # ... unless the kernel took only part of it
+            view = memoryview(data)[written:]
+            while view:
+                view = view[fh.write(view) :]
         at[slot] = offset + len(data)
 
     def finish_slot(self, slot: str, *, sync: bool = True) -> None:
@@ -371,21 +391,38 @@ class FlashStorage:
             return None  # unreadable: boot as from the factory (an atomic write never tears)
         return data if isinstance(data, dict) else None
 
-    def save(self, record: dict[str, Any], *, sync: bool = False) -> None:
+    def save(self, record: dict[str, Any], *, sync: bool = False, unless_same: bool = False
+             ) -> None:
         """Persist ``record`` atomically (temporary file + ``os.replace``).
 
         ``sync`` flushes the new record to disk before it replaces the old one (for the record
         that names a downloaded image complete: a real power cut must not lose it).
+        ``unless_same`` leaves ``state.json`` alone when it already holds exactly this record
+        (read back and compared byte for byte): a boot that changed nothing rewrites nothing.
         """
-        path = self.directory / "state.json"
-        tmp = path.with_name(".state.json.tmp")
+        # Plain descriptors and path strings (no pathlib objects, no buffered file object, no
+        # mkdir per save): the firmware agent saves on every change of the record. A directory
+        # removed meanwhile is made again, as :attr:`directory` would.
+        base = os.fspath(self.directory if self._dir is None else self._dir)
+        tmp = os.path.join(base, ".state.json.tmp")
         text = json.dumps(record, sort_keys=True).encode("utf-8")
-        with open(tmp, "wb") as fh:
-            fh.write(text)
+        if unless_same and _holds(os.path.join(base, "state.json"), text):
+            self._saved = True
+            return
+        try:
+            fd = os.open(tmp, _NEW_FILE, 0o666)
+        except FileNotFoundError:
+            os.makedirs(base, exist_ok=True)
+            fd = os.open(tmp, _NEW_FILE, 0o666)
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view) :]
             if sync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(base, "state.json"))
         self._saved = True
         self.writes += 1
 

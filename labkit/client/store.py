@@ -316,6 +316,29 @@ class Multi(Mapping[int, Value]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def __eq__(self, other: object) -> bool:
+        # Mapping's comparison builds two dicts; two Multis (sorted ids) compare as tuples,
+        # with the same answer. The firmware agent compares /5/0/8 after every PUSH block.
+        if self is other:
+            return True
+        if isinstance(other, Multi):
+            return self._ids == other._ids and self._values == other._values
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # (as Mapping's: a Multi is not hashable)
+
+    def holds(self, items: Mapping[int, Any]) -> bool:
+        """True when ``items`` are exactly these instances: the same ids, each value equal and
+        of the same type (what :func:`_multi` would make of ``items`` equals this one)."""
+        if len(items) != len(self._ids):
+            return False
+        get = items.get
+        for ri, value in zip(self._ids, self._values, strict=True):
+            other = get(ri, _ABSENT)
+            if other is not value and (type(other) is not type(value) or other != value):
+                return False
+        return True
+
     def with_item(self, ri: int, value: Value) -> Multi:
         """A copy with instance ``ri`` set to ``value``."""
         items = dict(zip(self._ids, self._values, strict=True))
@@ -342,6 +365,7 @@ def _intern(cache: dict[_K, _V], key: _K, value: _V) -> _V:
 
 
 _MULTIS: dict[tuple[Any, ...], Multi] = {}
+_ABSENT = object()
 
 
 def _multi(items: Mapping[int, Value]) -> Multi:
@@ -649,18 +673,23 @@ class ObjectStore:
         if inst is None or odef is None:
             return []
         changed: list[int] = []
+        index = inst.shape.index  # (the instance's layout does not change here)
+        held = inst.values
+        defs = odef.resources
         for rid, value in values.items():
-            if rid not in inst:
+            at = index.get(rid)
+            if at is None:
                 continue
-            rdef = odef.resources.get(rid)
+            rdef = defs.get(rid)
             if rdef is None:
                 raise KeyError(f"no definition for /{object_id}/{instance_id}/{rid}")
+            old = held[at]
+            if type(old) is Multi and isinstance(value, Mapping) and old.holds(value):
+                continue  # the same instances: nothing to make, nothing changed
             new = self._coerce_local(rdef, value)
-            if inst[rid] != new:
-                inst[rid] = new
+            if held[at] != new:
                 changed.append(rid)
-            else:
-                inst[rid] = new
+            held[at] = new
         return changed
 
     def iter_values(self, path: Path) -> Iterator[tuple[Path, Value]]:

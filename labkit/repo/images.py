@@ -571,12 +571,47 @@ def verify_image(
 
 
 def _imgtool_verify(data: bytes, key: Any) -> Any:
-    """Run ``imgtool.image.Image.verify`` (it reads a file) on ``data``."""
-    with tempfile.TemporaryDirectory(prefix="labkit-verify-") as tmp:
-        path = Path(tmp) / "image.bin"
-        path.write_bytes(data)
-        try:
-            result, *_ = _img.Image.verify(str(path), key)
-        except (struct.error, InvalidSignature, ValueError, IndexError):
-            return _img.VerifyResult.INVALID_SIGNATURE
+    """Run ``imgtool.image.Image.verify`` (it reads a file) on ``data``.
+
+    The file is an anonymous in-memory one where the system has them (Linux ``memfd``, read
+    through ``/proc/self/fd``): every device of a fleet verifies its image at install, and a
+    temporary directory per verification costs more than the check. Elsewhere it is a file in
+    a temporary directory.
+    """
+    fd = _memfd_with(data)
+    if fd is None:
+        with tempfile.TemporaryDirectory(prefix="labkit-verify-") as tmp:
+            path = Path(tmp) / "image.bin"
+            path.write_bytes(data)
+            return _run_imgtool_verify(str(path), key)
+    try:
+        return _run_imgtool_verify(f"/proc/self/fd/{fd}", key)
+    finally:
+        os.close(fd)
+
+
+def _run_imgtool_verify(path: str, key: Any) -> Any:
+    try:
+        result, *_ = _img.Image.verify(path, key)
+    except (struct.error, InvalidSignature, ValueError, IndexError):
+        return _img.VerifyResult.INVALID_SIGNATURE
     return result
+
+
+def _memfd_with(data: bytes) -> int | None:
+    """A descriptor of an in-memory file holding ``data`` (None where there is no memfd)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        fd: int = create("labkit-verify", getattr(os, "MFD_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

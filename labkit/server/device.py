@@ -515,16 +515,18 @@ class DeviceProxy:
         timeout = server.request_timeout if timeout is None else timeout
         total = len(payload)
         method = _METHOD_NAMES.get(code, str(code))
+        clock = asyncio.get_running_loop().time  # (what _rtt_now reads, bound once)
+        path_text = str(path)
         async with self._turn(timeout) as reg:
             server.emit(
                 "request",
                 device=self.endpoint,
-                path=str(path),
+                path=path_text,
                 method=method,
                 bytes=total,
                 detail=f"{op} block-wise, {2 ** (szx + 4)} B blocks",
             )
-            started = _rtt_now()
+            started = clock()
             offset = 0
             while True:
                 size = 2 ** (szx + 4)
@@ -542,16 +544,16 @@ class DeviceProxy:
                 if num == 0:
                     msg.opt.size1 = total
                 msg.remote = reg.remote
-                sent = _rtt_now()
+                sent = clock()
                 pr = server.coap_context.request(msg, handle_blockwise=False)
                 answer = await self._await(pr, timeout, op, path, method)
-                rtt = (_rtt_now() - sent) * 1000.0
+                rtt = (clock() - sent) * 1000.0
                 acode = code_text(answer.code)
                 ablock = answer.opt.block1
                 server.emit(
                     "block",
                     device=self.endpoint,
-                    path=str(path),
+                    path=path_text,
                     method=method,
                     code=acode,
                     block=num,
@@ -575,7 +577,7 @@ class DeviceProxy:
                     continue
                 if acode == "2.31":
                     raise self._violation(path, acode, "device asked for more after the last block")
-                resp = Response.from_message(answer, path, (_rtt_now() - started) * 1000.0)
+                resp = Response.from_message(answer, path, (clock() - started) * 1000.0)
                 if resp.ok:
                     offset += len(chunk)
                     if progress is not None:
@@ -586,7 +588,7 @@ class DeviceProxy:
                         server.emit(
                             "error",
                             device=self.endpoint,
-                            path=str(path),
+                            path=path_text,
                             code=acode,
                             detail=f"device ended the Block1 transfer early at {offset}/{total}",
                         )

@@ -159,7 +159,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             raise TypeError("when cannot be None")
         if self._debug:  # type: ignore[attr-defined]
             return self._debug_call_at(when, callback, args, context)
-        self._check_closed()  # type: ignore[attr-defined]
+        if self._closed:  # type: ignore[attr-defined]  # (asyncio's _check_closed, inline)
+            raise RuntimeError("Event loop is closed")
         timer = asyncio.TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
@@ -170,7 +171,28 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                    ) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(self._vtime + delay, callback, *args, context=context)
+        when = self._vtime + delay
+        if self._debug:  # type: ignore[attr-defined]
+            return self._debug_call_at(when, callback, args, context)
+        if self._closed:  # type: ignore[attr-defined]  # (call_at, inline: one call per timer)
+            raise RuntimeError("Event loop is closed")
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        """asyncio's ``call_soon`` without its two inner calls (every future callback, task
+        step and in-process datagram goes through here); the same handle in the same place
+        of the ready queue."""
+        if self._debug:  # type: ignore[attr-defined]
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     def _debug_call_at(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
                        context: contextvars.Context | None) -> asyncio.TimerHandle:
@@ -187,42 +209,51 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         timers, ask :meth:`virtual_select` (which moves simulated time when nothing is
         ready), move the first due timer to the ready queue (one per iteration: see the module
         docstring) and run what was ready."""
+        # (Written for few bytecodes per iteration: a fleet run makes hundreds of thousands of
+        # them, most with one handle to run. Same steps and order as described above.)
         heap: list[tuple[float, asyncio.TimerHandle]] = self._scheduled  # type: ignore[has-type]
         ready = self._ready  # type: ignore[attr-defined]
         cancelled: int = self._timer_cancelled_count  # type: ignore[has-type]
-        if cancelled and len(heap) > _COMPACT_MIN and cancelled / len(heap) > _COMPACT_FRACTION:
-            kept = []
-            for entry in heap:
-                if entry[1]._cancelled:  # type: ignore[attr-defined]
-                    entry[1]._scheduled = False  # type: ignore[attr-defined]
-                else:
-                    kept.append(entry)
-            heapq.heapify(kept)
-            self._scheduled = heap = kept
-            self._timer_cancelled_count = 0
-        else:
-            while heap and heap[0][1]._cancelled:  # type: ignore[attr-defined]
-                self._timer_cancelled_count -= 1
-                heapq.heappop(heap)[1]._scheduled = False  # type: ignore[attr-defined]
+        if cancelled:  # (none counted: no cancelled timer is in the heap)
+            if len(heap) > _COMPACT_MIN and cancelled / len(heap) > _COMPACT_FRACTION:
+                kept = []
+                for entry in heap:
+                    if entry[1]._cancelled:  # type: ignore[attr-defined]
+                        entry[1]._scheduled = False  # type: ignore[attr-defined]
+                    else:
+                        kept.append(entry)
+                heapq.heapify(kept)
+                self._scheduled = heap = kept
+                self._timer_cancelled_count = 0
+            else:
+                while heap and heap[0][1]._cancelled:  # type: ignore[attr-defined]
+                    self._timer_cancelled_count -= 1
+                    heapq.heappop(heap)[1]._scheduled = False  # type: ignore[attr-defined]
 
-        if ready or self._stopping:  # type: ignore[attr-defined]
-            timeout: float | None = 0
-        elif heap:
-            timeout = min(max(0.0, heap[0][0] - self._vtime), _MAX_STEP_S)
-        else:
-            timeout = None
-        if timeout != 0:  # (a zero timeout: work is ready, no poll -- see virtual_select)
-            events = self.virtual_select(self._selector_real, timeout)
+        # Nothing ready: poll and let simulated time move to the first timer (a timer already
+        # due, or work ready: no poll -- see virtual_select).
+        if not ready and not self._stopping:  # type: ignore[attr-defined]
+            if heap:
+                wait = heap[0][0] - self._vtime
+                events = (
+                    self.virtual_select(self._selector_real, min(wait, _MAX_STEP_S))
+                    if wait > 0 else None
+                )
+            else:
+                events = self.virtual_select(self._selector_real, None)
             if events:
                 self._process_events(events)  # type: ignore[attr-defined]
 
-        if heap and heap[0][0] < self._vtime + self._clock_resolution:  # type: ignore[attr-defined]
-            timer = heapq.heappop(heap)[1]
-            timer._scheduled = False  # type: ignore[attr-defined]
-            ready.append(timer)
+        if heap:
+            first = heap[0]
+            if first[0] < self._vtime + self._clock_resolution:  # type: ignore[attr-defined]
+                heapq.heappop(heap)
+                timer = first[1]
+                timer._scheduled = False  # type: ignore[attr-defined]
+                ready.append(timer)
 
-        popleft = ready.popleft
         if self._debug:  # type: ignore[attr-defined]
+            popleft = ready.popleft
             for _ in range(len(ready)):
                 handle = popleft()
                 if not handle._cancelled:
@@ -232,10 +263,17 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                     finally:
                         self._current_handle = None
             return
-        for _ in range(len(ready)):
-            handle = popleft()
+        todo = len(ready)
+        if todo == 1:
+            handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
+        elif todo:
+            popleft = ready.popleft
+            for _ in range(todo):
+                handle = popleft()
+                if not handle._cancelled:
+                    handle._run()
         handle = None  # break the cycle an exception's traceback would hold
 
     def now(self) -> float:
@@ -401,7 +439,10 @@ class VirtualClock(ScaledClock):
         return datetime.fromtimestamp(self.loop.epoch, UTC).isoformat().replace("+00:00", "Z")
 
     def sim_now(self) -> float:
-        return self.loop.epoch + self.loop.time()
+        loop = self.loop
+        return loop.epoch + loop._vtime  # (loop.time(), read directly: every event reads it)
+
+    __call__ = sim_now
 
     def elapsed(self) -> float:
         return self.loop.time() - self._mono0

@@ -203,3 +203,22 @@ def test_created_instances_hold_their_values_and_multiples(store: ObjectStore) -
     store.delete("/1/1")
     assert store.instances(1) == [0]
     assert code_of(store.read, "/1/1") == "4.04"
+
+
+def test_multiple_values_compare_as_mappings() -> None:
+    a = ObjectStore()
+    a.add_instance(3, 0, {6: [1, 5]})
+    multi = a._inst[3, 0][6]
+    assert multi == {0: 1, 1: 5} and multi != {0: 1} and multi != {0: 1, 1: 6}
+    assert multi == multi  # (the identity shortcut)
+    b = ObjectStore()
+    b.add_instance(3, 0, {6: [1.0, 5]})  # equal values of another type: another object, equal
+    assert b._inst[3, 0][6] is not multi and b._inst[3, 0][6] == multi
+    assert multi.holds({0: 1, 1: 5}) and not multi.holds({0: 1.0, 1: 5})
+    assert not multi.holds({0: 1}) and not multi.holds({0: 1, 2: 5})
+    # set_resources: the same instances change nothing; another type or value does
+    assert a.set_resources(3, 0, {6: {0: 1, 1: 5}}) == []
+    assert a._inst[3, 0][6] is multi
+    assert a.set_resources(3, 0, {6: {0: True, 1: 5}}) == []  # equal: not a change ...
+    assert a.get("/3/0/6/0") is True  # ... but the value now held is the one given
+    assert a.set_resources(3, 0, {6: (1, 7)}) == [6] and a.get("/3/0/6") == {0: 1, 1: 7}

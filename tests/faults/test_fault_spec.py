@@ -154,3 +154,31 @@ def test_devices_without_a_flash_directory_use_the_scratch_root(
         assert storage.materialised and storage.load() == {"a": 1}
     finally:
         scratch_root.cache_clear()
+
+
+def test_flash_save_unless_same_leaves_an_identical_record_alone(tmp_path: Path) -> None:
+    storage = FlashStorage(tmp_path / "dev", 1024)
+    storage.save({"a": 1, "b": [1, 2]})
+    state = tmp_path / "dev" / "state.json"
+    inode = state.stat().st_ino
+    storage.save({"b": [1, 2], "a": 1}, unless_same=True)  # the same JSON text: no rewrite
+    assert state.stat().st_ino == inode and storage.writes == 1
+    storage.save({"a": 1.0, "b": [1, 2]}, unless_same=True)  # equal in Python, not in JSON
+    assert state.stat().st_ino != inode and storage.writes == 2
+    assert storage.load() == {"a": 1.0, "b": [1, 2]}
+    state.write_text('{"a": 1.0, "b": [1, 2]}  ')  # other bytes: rewritten
+    storage.save({"a": 1.0, "b": [1, 2]}, unless_same=True)
+    assert storage.writes == 3 and state.read_bytes() == b'{"a": 1.0, "b": [1, 2]}'
+    other = FlashStorage(tmp_path / "fresh", 1024)
+    other.save({"a": 1}, unless_same=True)  # nothing on disk yet: written
+    assert other.writes == 1 and other.load() == {"a": 1}
+
+
+def test_flash_save_makes_a_removed_directory_again(tmp_path: Path) -> None:
+    storage = FlashStorage(tmp_path / "dev", 1024)
+    storage.save({"a": 1})
+    (tmp_path / "dev" / "state.json").unlink()
+    (tmp_path / "dev").rmdir()
+    storage.save({"a": 2}, sync=True)
+    assert storage.load() == {"a": 2} and storage.materialised
+    assert not list((tmp_path / "dev").glob(".*.tmp"))

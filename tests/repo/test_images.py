@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -284,3 +285,24 @@ def test_module_lists_match_the_design() -> None:
         "not-an-image",
         "too-large",
     }
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["in-memory-file", "temporary-directory"])
+def test_verification_reads_the_same_bytes_from_either_kind_of_file(
+    memfd: bool, keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not memfd:
+        monkeypatch.setattr(images, "_memfd_with", lambda data: None)
+    else:
+        probe = images._memfd_with(b"x")
+        if probe is None:
+            pytest.skip("no memfd on this system")
+        os.close(probe)
+    key = ensure_key("ed25519", keys)
+    data = build_image(version="1.2.3", size=SIZE, key=key)
+    assert verify_image(data, key=key).ok
+    corrupt = bytearray(data)
+    corrupt[0x200 + 17] ^= 0x01  # one payload bit
+    assert verify_image(bytes(corrupt), key=key).reason == "bad hash"
+    other = ensure_key("ecdsa-p256", keys)
+    assert verify_image(data, key=other).reason == "bad signature"
