@@ -1,7 +1,8 @@
 """Events straight to Arrow (:func:`labkit.record.schema.events_to_table`): the table the
 recorder writes equals, metadata included, the one the pandas path (``events_to_frame`` then
-``pa.Table.from_pandas``) makes, so part files are the same bytes; values only the pandas path
-can judge make it step aside, and the recorder then stores what it stored before."""
+``pa.Table.from_pandas``) makes, so part files hold the same data (written without column
+statistics) and a closed run's file is the same bytes; values only the pandas path can judge
+make it step aside, and the recorder then stores what it stored before."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from labkit.events import KINDS, SOURCES, Event
 from labkit.lwm2m.objects import State, UpdateResult
 from labkit.record import Recorder, read_run
+from labkit.record.recorder import PART_OPTIONS
 from labkit.record.runs import part_files
 from labkit.record.schema import (
     arrow_schema,
@@ -36,9 +38,9 @@ def _pandas_table(events: list[Event], run_id: str, start: int = 0) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=arrow_schema(), preserve_index=False)
 
 
-def _parquet(table: pa.Table) -> bytes:
+def _parquet(table: pa.Table, **options: object) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, **options)  # type: ignore[arg-type]
     return sink.getvalue()
 
 
@@ -176,7 +178,7 @@ def test_parts_are_the_bytes_the_pandas_path_writes(tmp_path: Path, retain: bool
             rec.flush()
             part = part_files(tmp_path / "r" / "events.parquet")[-1]
             slow = _pandas_table(batch, rec.run_id, seq)
-            assert part.read_bytes() == _parquet(slow)
+            assert part.read_bytes() == _parquet(slow, **PART_OPTIONS)
             seq += len(batch)
         live = read_run(tmp_path / "r").events
         pd.testing.assert_frame_equal(live, rec.frame(), check_exact=True)
@@ -184,7 +186,23 @@ def test_parts_are_the_bytes_the_pandas_path_writes(tmp_path: Path, retain: bool
         rec.close()
     frame = read_run(tmp_path / "r").events
     pd.testing.assert_frame_equal(frame, live, check_exact=True)
-    # the compacted file: the whole typed table, as pandas converts it
+    # the compacted file: the whole typed table, as pandas converts it, default options
     (final,) = part_files(tmp_path / "r" / "events.parquet")
     slow = pa.Table.from_pandas(frame, schema=arrow_schema(), preserve_index=False)
     assert final.read_bytes() == _parquet(slow)
+
+
+def test_a_run_of_one_flush_closes_into_the_file_one_write_of_its_frame_makes(
+    tmp_path: Path,
+) -> None:
+    events = scenario()
+    rec = Recorder(tmp_path / "r", flush_interval=60, retain=False)
+    for event in events:
+        rec(event)
+    rec.flush()
+    (part,) = part_files(tmp_path / "r" / "events.parquet")
+    rec.close()
+    (final,) = part_files(tmp_path / "r" / "events.parquet")
+    assert final != part  # rewritten with the default options
+    assert final.read_bytes() == _parquet(_pandas_table(events, rec.run_id))
+    assert pq.ParquetFile(final).metadata.row_group(0).column(0).statistics is not None
