@@ -2,9 +2,10 @@
 
 This module owns writing a run: :class:`Recorder` accepts events from any thread (it is cheap
 enough to call from the asyncio event loop: one lock-protected ``list.append``), and a background
-thread converts them to typed frames and writes them out at least every ``flush_interval``
-seconds. It never blocks the event loop on disk I/O and it never decides anything about the
-events it stores.
+thread converts them to Arrow tables of the schema (:func:`~labkit.record.schema.events_to_table`;
+the pandas path for values only it can judge) and writes them out at least every
+``flush_interval`` seconds. It never blocks the event loop on disk I/O and it never decides
+anything about the events it stores.
 
 On-disk layout of a run directory (read back by :mod:`labkit.record.runs`)::
 
@@ -19,7 +20,9 @@ complete part files; readers ignore the temporaries. ``manifest.json`` is replac
 same way at start (``finished_at`` null) and at :meth:`Recorder.close` (``finished_at`` set), so a
 run whose manifest has no ``finished_at`` was not closed. At close the parts are compacted into
 one file (the new part is written before the old ones are removed, and readers drop rows whose
-``seq`` repeats, so a kill during compaction is harmless too).
+``seq`` repeats, so a kill during compaction is harmless too). Parts of a running recorder are
+written without column statistics (:data:`PART_OPTIONS`); the compacted file with pyarrow's
+defaults, from the typed event table.
 """
 
 from __future__ import annotations
