@@ -344,9 +344,10 @@ def events_to_table(events: Sequence[Event], run_id: str, start_seq: int = 0) ->
     column, a number in a text column, an integer that overflows its column, a State outside
     0..3 ...): call :func:`events_to_frame` then, which converts or reports it.
 
-    ``frame_from_arrow(events_to_table(events, ...))`` equals ``events_to_frame(events, ...)``
-    (same dtypes, same values), as does the frame read back from a part file written from it.
-    Free categories get their dictionary in order of first appearance (readers sort it).
+    The table equals, schema metadata included, ``pa.Table.from_pandas`` of the frame
+    :func:`events_to_frame` makes (sorted dictionaries of the free categories, the ``pandas``
+    metadata), so a part file written from it holds the same bytes, and
+    ``frame_from_arrow(events_to_table(events, ...))`` equals ``events_to_frame(events, ...)``.
     """
     n = len(events)
     if not n:
