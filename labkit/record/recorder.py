@@ -2,9 +2,10 @@
 
 This module owns writing a run: :class:`Recorder` accepts events from any thread (it is cheap
 enough to call from the asyncio event loop: one lock-protected ``list.append``), and a background
-thread converts them to typed frames and writes them out at least every ``flush_interval``
-seconds. It never blocks the event loop on disk I/O and it never decides anything about the
-events it stores.
+thread converts them to Arrow tables of the schema (:func:`~labkit.record.schema.events_to_table`;
+the pandas path for values only it can judge) and writes them out at least every
+``flush_interval`` seconds. It never blocks the event loop on disk I/O and it never decides
+anything about the events it stores.
 
 On-disk layout of a run directory (read back by :mod:`labkit.record.runs`)::
 
@@ -19,7 +20,9 @@ complete part files; readers ignore the temporaries. ``manifest.json`` is replac
 same way at start (``finished_at`` null) and at :meth:`Recorder.close` (``finished_at`` set), so a
 run whose manifest has no ``finished_at`` was not closed. At close the parts are compacted into
 one file (the new part is written before the old ones are removed, and readers drop rows whose
-``seq`` repeats, so a kill during compaction is harmless too).
+``seq`` repeats, so a kill during compaction is harmless too). Parts of a running recorder are
+written without column statistics (:data:`PART_OPTIONS`); the compacted file with pyarrow's
+defaults, from the typed event table.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -58,6 +61,8 @@ from labkit.record.schema import (
     coerce,
     empty_frame,
     events_to_frame,
+    events_to_table,
+    frame_from_arrow,
 )
 
 __all__ = ["Recorder", "new_run_id", "write_manifest"]
@@ -65,6 +70,15 @@ __all__ = ["Recorder", "new_run_id", "write_manifest"]
 log = logging.getLogger(__name__)
 
 _VERSIONED = ("labkit", "aiocoap", "pandas", "pyarrow", "numpy")
+
+#: Converted events: an Arrow table of the schema (built without pandas), or, for a batch
+#: holding a value only the pandas path can judge, the typed frame that path made.
+_Chunk: TypeAlias = pa.Table | pd.DataFrame
+
+#: Parquet options of the parts written while a run goes (flushes and merges): no column
+#: statistics (nothing reads them from a part; a third of the cost of writing one). The file a
+#: closed run is compacted into is written with pyarrow's defaults.
+PART_OPTIONS: dict[str, Any] = {"write_statistics": False}
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
@@ -180,9 +194,9 @@ class Recorder:
         self._flush_lock = threading.RLock()  # serialises conversion and writes
         self._pending: list[Event] = []
         self._closed = False
-        self._chunks: list[pd.DataFrame] = []  # converted events, in seq order
+        self._chunks: list[_Chunk] = []  # converted events, in seq order
         self._n_taken = 0  # events moved out of _pending (they get seq 0 .. _n_taken-1)
-        self._unwritten: list[pd.DataFrame] = []
+        self._unwritten: list[_Chunk] = []
         self._n_written = 0
         self._next_part = 0
         self._stop = threading.Event()
@@ -279,10 +293,12 @@ class Recorder:
             self._n_taken += len(batch)
         if not batch:
             return
-        try:
-            chunk = events_to_frame(batch, self.run_id, start_seq=start)
-        except SchemaError:
-            chunk = events_to_frame(self._replace_bad(batch), self.run_id, start_seq=start)
+        chunk: _Chunk | None = events_to_table(batch, self.run_id, start_seq=start)
+        if chunk is None:  # a value the pandas path converts or reports
+            try:
+                chunk = events_to_frame(batch, self.run_id, start_seq=start)
+            except SchemaError:
+                chunk = events_to_frame(self._replace_bad(batch), self.run_id, start_seq=start)
         if self.retain:
             self._chunks.append(chunk)
         self._unwritten.append(chunk)
@@ -315,11 +331,12 @@ class Recorder:
             return
         if not self._unwritten:
             return
-        frame = self._unwritten[0] if len(self._unwritten) == 1 else pd.concat(self._unwritten)
-        part = self._write_part(frame)
-        self._n_written += len(frame)
+        tables = [_arrow_of(chunk) for chunk in self._unwritten]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        part = self._write_table(table, PART_OPTIONS)
+        self._n_written += table.num_rows
         self._unwritten.clear()
-        del frame
+        del table, tables
         self._levels.append((part, 0))
         self._merge_parts()
         if not self.retain:
@@ -340,27 +357,23 @@ class Recorder:
         levels = self._levels
         while len(levels) >= fan and len({lvl for _, lvl in levels[-fan:]}) == 1:
             group = levels[-fan:]
-            tables = [pq.read_table(p) for p, _ in group]
+            tables = [pq.read_table(p, use_threads=False) for p, _ in group]
             merged = pa.concat_tables(tables)
             del tables
-            part = self._write_table(merged)
+            part = self._write_table(merged, PART_OPTIONS)
             for p, _ in group:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
             del levels[-fan:]
             levels.append((part, group[0][1] + 1))
 
-    def _write_part(self, frame: pd.DataFrame) -> Path:
-        table = pa.Table.from_pandas(frame, schema=arrow_schema(), preserve_index=False)
-        return self._write_table(table)
-
-    def _write_table(self, table: pa.Table) -> Path:
+    def _write_table(self, table: pa.Table, options: Mapping[str, Any]) -> Path:
         assert self.path is not None
         name = f"part-{self._next_part:05d}.parquet"
         final = self.path / EVENTS_NAME / name
         tmp = final.with_name(f".{name}.tmp")
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
+            pq.write_table(table, fh, **options)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -403,10 +416,11 @@ class Recorder:
                 return self._frame_from_disk()
             if not self._chunks:
                 return empty_frame()
-            if len(self._chunks) > 1:
-                merged = coerce(pd.concat(self._chunks, ignore_index=True))
-                self._chunks = [merged]
-            return self._chunks[0].copy(deep=False)
+            if len(self._chunks) > 1 or isinstance(self._chunks[0], pa.Table):
+                self._chunks = [_frame_of(self._chunks)]
+            frame = self._chunks[0]
+            assert isinstance(frame, pd.DataFrame)
+            return frame.copy(deep=False)
 
     def _frame_from_disk(self) -> pd.DataFrame:
         """The events written so far (read back from the parts) and those not yet written."""
@@ -414,10 +428,9 @@ class Recorder:
         from labkit.record.runs import read_run
 
         on_disk = read_run(self.path).events if self._n_written else empty_frame()
-        pieces = [on_disk, *self._unwritten] if self._unwritten else [on_disk]
-        if len(pieces) == 1:
-            return pieces[0]
-        frame = coerce(pd.concat(pieces, ignore_index=True))
+        if not self._unwritten:
+            return on_disk
+        frame = coerce(pd.concat([on_disk, _frame_of(self._unwritten)], ignore_index=True))
         return frame.drop_duplicates("seq", keep="first", ignore_index=True)
 
     # -- closing ---------------------------------------------------------------------------
@@ -445,13 +458,16 @@ class Recorder:
                 write_manifest(self.path / MANIFEST_NAME, self.manifest)
 
     def _compact(self) -> None:
-        """Rewrite several part files as one (new part first, then remove the old ones)."""
+        """Rewrite the part files as one (new part first, then remove the old ones), from the
+        typed event table with pyarrow's default options: a lone part too (parts are written
+        with :data:`PART_OPTIONS`), so the closed run's file does not depend on how many
+        flushes and merges the run took."""
         assert self.path is not None
         old = part_files(self.path / EVENTS_NAME)
-        if len(old) <= 1:
+        if not old:
             return
         frame = self.frame()
-        new = self._write_part(frame)
+        new = self._write_table(_arrow_of(frame), {})
         for p in old:
             if p != new:
                 with contextlib.suppress(FileNotFoundError):
@@ -472,6 +488,39 @@ class Recorder:
         where = str(self.path) if self.path is not None else "memory"
         state = "closed" if self._closed else "open"
         return f"<Recorder {self.run_id} {state}, {len(self)} events, {where}>"
+
+
+def _arrow_of(chunk: _Chunk) -> pa.Table:
+    """A converted chunk as the Arrow table of the schema a part file is written from
+    (:func:`~labkit.record.schema.events_to_table` builds the same table as this conversion
+    of the frame :func:`~labkit.record.schema.events_to_frame` makes, metadata included)."""
+    if isinstance(chunk, pa.Table):
+        return chunk
+    return pa.Table.from_pandas(chunk, schema=arrow_schema(), preserve_index=False)
+
+
+def _frame_of(chunks: list[_Chunk]) -> pd.DataFrame:
+    """Converted chunks, in order, as one typed event table (RangeIndex)."""
+    frames: list[pd.DataFrame] = []
+    run: list[pa.Table] = []  # consecutive Arrow tables, converted together
+
+    def close_run() -> None:
+        if run:
+            table = run[0] if len(run) == 1 else pa.concat_tables(run)
+            frame = frame_from_arrow(table)
+            frames.append(frame if frame is not None else coerce(table.to_pandas()))
+            run.clear()
+
+    for chunk in chunks:
+        if isinstance(chunk, pa.Table):
+            run.append(chunk)
+        else:
+            close_run()
+            frames.append(chunk)
+    close_run()
+    if len(frames) == 1:
+        return frames[0]
+    return coerce(pd.concat(frames, ignore_index=True))
 
 
 def _flush_loop(

@@ -19,6 +19,9 @@ are the sorted values present (the canonical form :func:`coerce` produces).
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from labkit.events import EVENT_FIELDS, KINDS, SOURCES, Event
 from labkit.lwm2m.objects import State, UpdateResult
@@ -47,6 +51,7 @@ __all__ = [
     "coerce",
     "empty_frame",
     "events_to_frame",
+    "events_to_table",
     "frame_from_arrow",
     "validate",
 ]
@@ -283,6 +288,164 @@ def events_to_frame(events: Iterable[Event], run_id: str, start_seq: int = 0) ->
     return pd.DataFrame(data, columns=list(COLUMN_NAMES))
 
 
+#: Arrow types a column's Python values may be inferred as for :func:`events_to_table` to
+#: take them as they are (anything else: the pandas path of :func:`events_to_frame` decides)
+_INT_LIKE = (pa.int64(), pa.null())
+_FLOAT_LIKE = (pa.float64(), pa.int64(), pa.null())
+_STR_LIKE = (pa.string(), pa.null())
+_STATE_DICT = pa.array(STATE_NAMES, pa.string())
+_RESULT_DICT = pa.array(RESULT_NAMES, pa.string())
+_SOURCE_DICT = pa.array(SOURCES, pa.string())
+_KIND_DICT = pa.array(KINDS, pa.string())
+_GETTERS = {name: operator.attrgetter(name) for name in _EVENT_COLUMNS}
+
+
+def _inferred(values: Sequence[Any], allowed: tuple[pa.DataType, ...]) -> pa.Array | None:
+    """``values`` as an Arrow array of an inferred type in ``allowed`` (NaN = missing), or
+    None when Arrow would infer another type (bools, mixed types) or cannot convert them."""
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return array if array.type in allowed else None
+
+
+def _fixed_dictionary(
+    values: Sequence[Any], dictionary: pa.Array, ordered: bool, *, codes: bool
+) -> pa.Array | None:
+    """A fixed-category column as a dictionary array of int8 indices (None: not certain)."""
+    if codes:  # state/result: integer codes, missing = None
+        array = _inferred(values, _INT_LIKE)
+        if array is None:
+            return None
+        if array.type == pa.null():
+            indices = pa.nulls(len(array), pa.int8())
+        else:
+            lo, hi = pc.min_max(array).values()
+            if array.null_count < len(array) and (
+                lo.as_py() < 0 or hi.as_py() >= len(dictionary)
+            ):
+                return None
+            indices = array.cast(pa.int8())
+    else:  # source/kind: names, never missing, always among the categories
+        array = _inferred(values, (pa.string(),))
+        if array is None or array.null_count:
+            return None
+        found = pc.index_in(array, value_set=dictionary)
+        if found.null_count:
+            return None
+        indices = found.cast(pa.int8())
+    return pa.DictionaryArray.from_arrays(indices, dictionary, ordered=ordered)
+
+
+def events_to_table(events: Sequence[Event], run_id: str, start_seq: int = 0) -> pa.Table | None:
+    """The events as an Arrow table of :func:`arrow_schema`, built column by column without
+    pandas; None when a value needs the pandas path's judgement (a bool or float in an integer
+    column, a number in a text column, an integer that overflows its column, a State outside
+    0..3 ...): call :func:`events_to_frame` then, which converts or reports it.
+
+    The table equals, schema metadata included, ``pa.Table.from_pandas`` of the frame
+    :func:`events_to_frame` makes (sorted dictionaries of the free categories, the ``pandas``
+    metadata), so a part file written from it holds the same bytes, and
+    ``frame_from_arrow(events_to_table(events, ...))`` equals ``events_to_frame(events, ...)``.
+    """
+    n = len(events)
+    if not n:
+        return None
+    # one pass per column (map with an attrgetter is the cheapest way to read slots in bulk)
+    columns = {name: list(map(getter, events)) for name, getter in _GETTERS.items()}
+    secs = np.asarray(columns["ts"], dtype=np.float64)
+    if not np.isfinite(secs).all():
+        return None
+    micros = np.rint(secs * 1e6).astype(np.int64)
+    arrays: list[pa.Array] = []
+    for field in _ARROW_SCHEMA:
+        name = field.name
+        array: pa.Array | None
+        if name == "ts":
+            array = pa.array(micros, type=field.type)
+        elif name == "seq":
+            array = pa.array(np.arange(start_seq, start_seq + n, dtype=np.int64))
+        elif name == "run_id":
+            array = pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, np.int32)), pa.array([run_id], pa.string())
+            )
+        elif name == "state":
+            array = _fixed_dictionary(columns[name], _STATE_DICT, True, codes=True)
+        elif name == "result":
+            array = _fixed_dictionary(columns[name], _RESULT_DICT, False, codes=True)
+        elif name == "source":
+            array = _fixed_dictionary(columns[name], _SOURCE_DICT, False, codes=False)
+        elif name == "kind":
+            array = _fixed_dictionary(columns[name], _KIND_DICT, False, codes=False)
+        elif pa.types.is_dictionary(field.type):  # free categories
+            array = _free_dictionary(columns[name])
+        elif field.type == pa.string():
+            array = _inferred(columns[name], _STR_LIKE)
+            if array is not None:
+                array = array.cast(pa.string())
+        elif field.type == pa.float64():
+            array = _inferred(columns[name], _FLOAT_LIKE)
+            if array is not None:
+                array = _cast(array, pa.float64())
+        else:  # nullable integers
+            array = _inferred(columns[name], _INT_LIKE)
+            if array is not None:
+                array = _cast(array, field.type)
+        if array is None:
+            return None
+        arrays.append(array)
+    schema = _ARROW_SCHEMA.with_metadata(_pandas_metadata(arrays))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _free_dictionary(values: Sequence[Any]) -> pa.Array | None:
+    """An open-ended categorical as pandas writes it: the sorted values present as dictionary
+    (UTF-8 byte order is code point order, as Python sorts), int32 indices."""
+    array = _inferred(values, _STR_LIKE)
+    if array is None:
+        return None
+    encoded = array.cast(pa.string()).dictionary_encode()
+    dictionary = encoded.dictionary
+    order = pc.sort_indices(dictionary).to_numpy()
+    if (order[1:] < order[:-1]).any():
+        position = np.empty(len(order), dtype=np.int32)
+        position[order] = np.arange(len(order), dtype=np.int32)
+        indices = pc.take(pa.array(position), encoded.indices)
+        encoded = pa.DictionaryArray.from_arrays(indices, dictionary.take(order))
+    return encoded
+
+
+@functools.cache
+def _pandas_metadata_template() -> dict[str, Any]:
+    empty = pa.Table.from_pandas(empty_frame(), schema=_ARROW_SCHEMA, preserve_index=False)
+    return dict(json.loads(empty.schema.metadata[b"pandas"]))
+
+
+def _pandas_metadata(arrays: Sequence[pa.Array]) -> dict[bytes, bytes]:
+    """The schema metadata ``pa.Table.from_pandas`` gives the frame of these columns (pandas
+    readers of a part file get the schema's dtypes from it): the template of the empty frame
+    with each categorical's number of categories and code dtype."""
+    meta = dict(_pandas_metadata_template())
+    columns: list[dict[str, Any]] = []
+    for column, array in zip(meta["columns"], arrays, strict=True):
+        if column["pandas_type"] == "categorical":
+            n = len(array.dictionary)
+            column = {**column, "numpy_type": np.dtype(_code_dtype(n)).name,
+                      "metadata": {**column["metadata"], "num_categories": n}}
+        columns.append(column)
+    meta["columns"] = columns
+    return {b"pandas": json.dumps(meta).encode()}
+
+
+def _cast(array: pa.Array, typ: pa.DataType) -> pa.Array | None:
+    """A safe cast (None when a value overflows ``typ`` or loses precision)."""
+    try:
+        return array.cast(typ)
+    except (pa.ArrowException, ValueError, OverflowError):
+        return None
+
+
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
     """Restore the schema's dtypes on a frame (after reading Parquet, CSV or concatenating runs).
 
@@ -419,6 +582,9 @@ def arrow_schema() -> pa.Schema:
             typ = pa.from_numpy_dtype(col.dtype.numpy_dtype)
         fields.append(pa.field(col.name, typ, nullable=col.name not in ("ts", "seq")))
     return pa.schema(fields)
+
+
+_ARROW_SCHEMA = arrow_schema()
 
 
 def _code_dtype(n_categories: int) -> type[np.signedinteger[Any]]:

@@ -125,3 +125,17 @@ def test_no_wall_clock_is_read_on_the_loop_thread_of_a_virtual_run(
     monkeypatch.undo()
     assert reads == []
     check_run(run_dir, 8, 5, "mixed")
+
+
+def test_closing_the_table_writer_does_not_wait_out_its_pause(tmp_path: Path) -> None:
+    """The writer pauses between two writes (a large fleet: many wall seconds); the end of a
+    run must not wait for that pause (it did: up to devices / 200 wall seconds per run)."""
+    from labkit.fota.simulate import _TableWriter
+
+    writer = _TableWriter(tmp_path, min_interval=3600.0)
+    writer.offer({"campaign_waves": pd.DataFrame({"wave": [0, 1]})})
+    while writer.ready.is_set() or not (tmp_path / "campaign_waves.parquet").exists():
+        time.sleep(0.01)  # written: the thread is in its pause now (or about to be)
+    writer.close()  # joins with a 30 s bound: a pause of an hour would outlast it
+    assert not writer._thread.is_alive()
+    assert pd.read_parquet(tmp_path / "campaign_waves.parquet")["wave"].tolist() == [0, 1]
