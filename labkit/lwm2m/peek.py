@@ -81,39 +81,19 @@ def may_read_object(data: bytes, object_id: int) -> bool:
     while i < n:
         byte = data[i]
         i += 1
-        delta = byte >> 4
-        length = byte & 0x0F
-        if delta >= 13:
-            if delta == 13:
-                if i >= n:
-                    return True
-                delta = data[i] + 13
-                i += 1
-            elif delta == 14:
-                if i + 1 >= n:
-                    return True
-                delta = (data[i] << 8 | data[i + 1]) + 269
-                i += 2
-            else:
-                return True  # payload marker (no Uri-Path: the root) or reserved nibble
-        if length >= 13:
-            if length == 13:
-                if i >= n:
-                    return True
-                length = data[i] + 13
-                i += 1
-            elif length == 14:
-                if i + 1 >= n:
-                    return True
-                length = (data[i] << 8 | data[i + 1]) + 269
-                i += 2
-            else:
-                return True  # reserved nibble
-        number += delta
+        delta = _extended(byte >> 4, data, i)
+        if delta is None:
+            return True  # payload marker (no Uri-Path: the root), reserved nibble, truncated
+        i = delta[1]
+        length = _extended(byte & 0x0F, data, i)
+        if length is None:
+            return True  # reserved nibble or truncated
+        i = length[1]
+        number += delta[0]
         if number > _URI_PATH:
             return True  # options are in order: no Uri-Path, the request targets the root
         if number == _URI_PATH:
-            end = i + length
+            end = i + length[0]
             if end > n:
                 return True  # truncated
             segment = data[i:end]
@@ -121,5 +101,18 @@ def may_read_object(data: bytes, object_id: int) -> bool:
                 return True  # empty, a name, "4/0" in one segment...: unsure
             digits = segment.lstrip(b"0") or b"0"  # no int() of a 60 KB number
             return len(digits) <= 10 and int(digits) == object_id
-        i += length
+        i += length[0]
     return True  # no Uri-Path (or options ran past the end): the root, or unsure
+
+
+def _extended(nibble: int, data: bytes, i: int) -> tuple[int, int] | None:
+    """An option delta or length from its 4-bit ``nibble`` and the extended bytes at ``data[i:]``
+    (RFC 7252 section 3.1): ``(value, index after it)``, or None for 15 (the payload marker or
+    a reserved value) and for extended bytes cut off by the end of the datagram."""
+    if nibble < 13:
+        return nibble, i
+    if nibble == 13:
+        return (data[i] + 13, i + 1) if i < len(data) else None
+    if nibble == 14:
+        return ((data[i] << 8 | data[i + 1]) + 269, i + 2) if i + 1 < len(data) else None
+    return None
