@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from labkit.client.scratch import sweep_stale_flash_once
 from labkit.events import Event, EventSink
 from labkit.lwm2m.paths import Path
 
@@ -935,6 +936,7 @@ class Lab:
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> Lab:
         """Start the loop thread and the server (idempotent). Returns the lab."""
+        sweep_stale_flash_once()  # (once per process: flash folders of killed runs)
         self._core.start()
         return self
 

@@ -40,7 +40,6 @@ Pure apart from the file I/O of :class:`FlashStorage`; no sockets, no event loop
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import random
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.client.scratch import flash_prefix, scratch_root
 from labkit.sim.faults import check_faults
 
 __all__ = [
@@ -214,14 +214,6 @@ class Battery:
 _MASK64 = (1 << 64) - 1
 
 
-@functools.cache
-def scratch_root() -> str | None:
-    """Where devices without a flash directory make theirs: ``$LABKIT_FLASH_TMP`` if set,
-    else None (the system's temporary folder, :func:`tempfile.mkdtemp`'s default). Decided
-    once per process."""
-    return os.environ.get("LABKIT_FLASH_TMP") or None
-
-
 #: ``os.open`` flags of a file written from scratch (what ``open(path, "wb")`` uses).
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
@@ -283,7 +275,7 @@ class FlashStorage:
     @property
     def directory(self) -> Path:
         if self._dir is None:
-            path = Path(tempfile.mkdtemp(prefix="labkit-device-", dir=scratch_root()))
+            path = Path(tempfile.mkdtemp(prefix=flash_prefix(), dir=scratch_root()))
             self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
             self._dir = path
         self._dir.mkdir(parents=True, exist_ok=True)
